@@ -1,0 +1,1 @@
+"""explorer: the Qt desktop application of Quant Explorer."""
