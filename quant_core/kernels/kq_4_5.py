@@ -1,0 +1,240 @@
+"""Q4_K and Q5_K: 256-weight super-blocks of eight 32-groups with 6-bit scales and mins.
+
+Without an imatrix each group is fitted by make_qkx2_quants (weights av_x + |x|) and the eight
+scales/mins are rounded to 6 bits against their maximum; with an imatrix the groups use
+make_qkx3_quants (weights qw*sqrt(sigma2 + x^2)) and the scales/mins make_qp_quants. Both end
+with ggml's requantization of every group against the fp16-rounded super-scales.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._kq_affine import make_qkx2_quants, make_qkx3_quants, make_qp_quants
+from .registry import dequantizer, quantizer
+
+QK_K = 256
+Q4_K_BYTES = 144
+Q5_K_BYTES = 176
+
+
+@njit(**JIT)
+def get_scale_min_k4(j, q, o):
+    """ggml's get_scale_min_k4: 6-bit (scale, min) of group ``j`` from the 12 bytes at q[o]."""
+    if j < 4:
+        return np.int64(q[o + j]) & 63, np.int64(q[o + j + 4]) & 63
+    sc = (np.int64(q[o + j + 4]) & 0xF) | ((np.int64(q[o + j - 4]) >> 6) << 4)
+    m = (np.int64(q[o + j + 4]) >> 4) | ((np.int64(q[o + j]) >> 6) << 4)
+    return sc, m
+
+
+@njit(**JIT)
+def _pack_scale_min(out, o, j, ls, lm):
+    """Store 6-bit ``ls``/``lm`` of group j into the 12 scale bytes at out[o] (ggml's order)."""
+    ls &= 0xFF
+    lm &= 0xFF
+    if j < 4:
+        out[o + j] = ls
+        out[o + j + 4] = lm
+    else:
+        out[o + j + 4] = (ls & 0xF) | ((lm & 0xF) << 4)
+        out[o + j - 4] |= (ls >> 4) << 6
+        out[o + j] |= (lm >> 4) << 6
+
+
+@njit(**JIT)
+def _fit_groups_ref(xb, nmax, rmin, nstep, L, Laux, w, scales, mins):
+    """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x|."""
+    for j in range(8):
+        xg = xb[32 * j:32 * j + 32]
+        sum_x2 = F32(0.0)
+        for l in range(32):
+            sum_x2 += xg[l] * xg[l]
+        av_x = np.sqrt(sum_x2 / F32(32.0))
+        for l in range(32):
+            w[l] = av_x + np.abs(xg[l])
+        scales[j], mins[j] = make_qkx2_quants(
+            xg, w, L[32 * j:32 * j + 32], Laux, nmax, rmin, F32(0.1), nstep, False)
+
+
+@njit(**JIT)
+def _scales_ref(scales, mins, out, o):
+    """_ref stage 2: 6-bit scales/mins relative to their maxima; stores d, dmin, scales."""
+    max_scale = F32(0.0)
+    max_min = F32(0.0)
+    for j in range(8):
+        if scales[j] > max_scale:
+            max_scale = scales[j]
+        if mins[j] > max_min:
+            max_min = mins[j]
+    inv_scale = F32(63.0) / max_scale if max_scale > F32(0.0) else F32(0.0)
+    inv_min = F32(63.0) / max_min if max_min > F32(0.0) else F32(0.0)
+    for j in range(8):
+        ls = min(63, nearest_int(inv_scale * scales[j]) & 0xFF)
+        lm = min(63, nearest_int(inv_min * mins[j]) & 0xFF)
+        _pack_scale_min(out, o + 4, j, ls, lm)
+    store_fp16(out, o, max_scale / F32(63.0))
+    store_fp16(out, o + 2, max_min / F32(63.0))
+
+
+@njit(**JIT)
+def _fit_groups_imat(xb, qwb, nmax, L, Laux, w, scales, mins, sw):
+    """Imatrix stage 1: make_qkx3_quants per group with weights qw*sqrt(sigma2 + x^2)."""
+    sum_x2 = F32(0.0)
+    for l in range(QK_K):
+        sum_x2 += xb[l] * xb[l]
+    sigma2 = F32(2.0) * sum_x2 / F32(QK_K)
+    for j in range(8):
+        xg = xb[32 * j:32 * j + 32]
+        sumw = F32(0.0)
+        for l in range(32):
+            w[l] = qwb[32 * j + l] * np.sqrt(sigma2 + xg[l] * xg[l])
+            sumw += w[l]
+        sw[j] = sumw
+        scales[j], mins[j] = make_qkx3_quants(
+            xg, w, L[32 * j:32 * j + 32], Laux, nmax, F32(-0.9), F32(0.05), 36, False)
+
+
+@njit(**JIT)
+def _scales_imat(scales, mins, sw, Ls, Lm, clamp63, out, o):
+    """Imatrix stage 2: make_qp_quants(8, 63) on scales and mins; stores d, dmin, scales."""
+    d_block = make_qp_quants(scales, sw, Ls, 63)
+    m_block = make_qp_quants(mins, sw, Lm, 63)
+    for j in range(8):
+        ls = np.int64(Ls[j])
+        lm = np.int64(Lm[j])
+        if clamp63:  # Q5_K clamps again, Q4_K does not
+            ls = min(63, ls)
+            lm = min(63, lm)
+        _pack_scale_min(out, o + 4, j, ls, lm)
+    store_fp16(out, o, d_block)
+    store_fp16(out, o + 2, m_block)
+
+
+@njit(**JIT)
+def _requantize(xb, nmax, L, out, o):
+    """Recompute the codes of every group whose fp16 d * scale is non-zero."""
+    d_all = load_fp16(out, o)
+    dmin_all = load_fp16(out, o + 2)
+    for j in range(8):
+        sc, m = get_scale_min_k4(j, out, o + 4)
+        d = d_all * F32(sc)
+        if d == F32(0.0):
+            continue
+        dm = dmin_all * F32(m)
+        for ii in range(32):
+            l = nearest_int((xb[32 * j + ii] + dm) / d)
+            L[32 * j + ii] = max(0, min(nmax, l))
+
+
+@njit(**JIT)
+def _store_codes(L, five_bits, out, o):
+    """Nibble layout per 64-chunk (plus Q5_K's qh bit planes right after the scales)."""
+    qs = o + 16 + (32 if five_bits else 0)
+    if five_bits:
+        for l in range(32):
+            out[o + 16 + l] = 0
+    for c in range(4):
+        for l in range(32):
+            lo = np.int64(L[64 * c + l])
+            hi = np.int64(L[64 * c + 32 + l])
+            if five_bits:
+                h = np.int64(out[o + 16 + l])
+                if lo > 15:
+                    lo -= 16
+                    h |= 1 << (2 * c)
+                if hi > 15:
+                    hi -= 16
+                    h |= 2 << (2 * c)
+                out[o + 16 + l] = h
+            out[qs + 32 * c + l] = lo | (hi << 4)
+
+
+@njit(**JIT)
+def _quantize_row(x, qw, out, five_bits):
+    nmax = 31 if five_bits else 15
+    block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
+    has_qw = qw.shape[0] > 0
+    L = np.empty(QK_K, dtype=np.uint8)
+    Laux = np.empty(32, dtype=np.uint8)
+    w = np.empty(32, dtype=np.float32)
+    scales = np.empty(8, dtype=np.float32)
+    mins = np.empty(8, dtype=np.float32)
+    sw = np.empty(8, dtype=np.float32)
+    Ls = np.empty(8, dtype=np.uint8)
+    Lm = np.empty(8, dtype=np.uint8)
+    for b in range(x.shape[0] // QK_K):
+        xb = x[b * QK_K:(b + 1) * QK_K]
+        o = b * block_bytes
+        if has_qw:
+            _fit_groups_imat(xb, qw[b * QK_K:(b + 1) * QK_K], nmax, L, Laux, w, scales, mins, sw)
+            _scales_imat(scales, mins, sw, Ls, Lm, five_bits, out, o)
+        else:
+            rmin = F32(-0.5) if five_bits else F32(-1.0)
+            nstep = 15 if five_bits else 20
+            _fit_groups_ref(xb, nmax, rmin, nstep, L, Laux, w, scales, mins)
+            _scales_ref(scales, mins, out, o)
+        _requantize(xb, nmax, L, out, o)
+        _store_codes(L, five_bits, out, o)
+
+
+@quantizer("Q4_K")
+@njit(**JIT_PARALLEL)
+def quantize_q4_k(x, qw):
+    """Q4_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
+    out = np.empty((x.shape[0], x.shape[1] // QK_K * Q4_K_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row(x[r], qw, out[r], False)
+    return out
+
+
+@quantizer("Q5_K")
+@njit(**JIT_PARALLEL)
+def quantize_q5_k(x, qw):
+    """Q5_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
+    out = np.empty((x.shape[0], x.shape[1] // QK_K * Q5_K_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row(x[r], qw, out[r], True)
+    return out
+
+
+@njit(**JIT)
+def _dequantize_row(q, y, five_bits):
+    block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
+    for b in range(y.shape[0] // QK_K):
+        o = b * block_bytes
+        d = load_fp16(q, o)
+        dmin = load_fp16(q, o + 2)
+        qs = o + 16 + (32 if five_bits else 0)
+        for j in range(8):
+            sc, m = get_scale_min_k4(j, q, o + 4)
+            dl = d * F32(sc)
+            ml = dmin * F32(m)
+            shift = 4 * (j & 1)
+            base = qs + 32 * (j >> 1)
+            for l in range(32):
+                v = (np.int64(q[base + l]) >> shift) & 0xF
+                if five_bits:
+                    v |= ((np.int64(q[o + 16 + l]) >> j) & 1) << 4
+                y[b * QK_K + 32 * j + l] = dl * F32(v) - ml
+
+
+@dequantizer("Q4_K")
+@njit(**JIT_PARALLEL)
+def dequantize_q4_k(q, n_per_row):
+    """Q4_K rows to float32, bit-identical to gguf.dequantize."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        _dequantize_row(q[r], out[r], False)
+    return out
+
+
+@dequantizer("Q5_K")
+@njit(**JIT_PARALLEL)
+def dequantize_q5_k(q, n_per_row):
+    """Q5_K rows to float32, bit-identical to gguf.dequantize."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        _dequantize_row(q[r], out[r], True)
+    return out
