@@ -1,0 +1,160 @@
+"""Q2_K: 256-weight super-blocks of sixteen 16-groups, 2-bit codes, 4-bit scales and mins.
+
+Layout: scales[16] (low nibble scale, high nibble min), qs[64], fp16 d, fp16 dmin. Without an
+imatrix each group is fitted by make_qkx2_quants (weights |x|, absolute error) and the scales
+and mins are rounded to 4 bits against their maxima; with an imatrix the groups use
+make_qkx3_quants (weights qw*sqrt(sigma2 + x^2)) and the scales/mins make_qp_quants. Groups
+whose fp16 d * scale is 0 keep their first-stage codes, as in ggml.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._kq_affine import make_qkx2_quants, make_qkx3_quants, make_qp_quants
+from .registry import dequantizer, quantizer
+
+QK_K = 256
+BLOCK_BYTES = 84
+D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
+
+
+@njit(**JIT)
+def _stage_ref(xb, L, Laux, w, scales, mins, out, o):
+    """_ref path: make_qkx2_quants per group, then 4-bit scales/mins against their maxima."""
+    max_scale = F32(0.0)
+    max_min = F32(0.0)
+    for j in range(16):
+        xg = xb[16 * j:16 * j + 16]
+        for l in range(16):
+            w[l] = np.abs(xg[l])
+        s, m = make_qkx2_quants(xg, w, L[16 * j:16 * j + 16], Laux, 3, F32(-0.5), F32(0.1), 15, True)
+        scales[j] = s
+        mins[j] = m
+        if s > max_scale:
+            max_scale = s
+        if m > max_min:
+            max_min = m
+    if max_scale > F32(0.0):
+        iscale = F32(15.0) / max_scale
+        for j in range(16):
+            out[o + j] = nearest_int(iscale * scales[j]) & 0xFF
+        store_fp16(out, o + D_OFFSET, max_scale / F32(15.0))
+    else:
+        for j in range(16):
+            out[o + j] = 0
+        store_fp16(out, o + D_OFFSET, F32(0.0))
+    if max_min > F32(0.0):
+        iscale = F32(15.0) / max_min
+        for j in range(16):
+            out[o + j] |= (nearest_int(iscale * mins[j]) << 4) & 0xFF
+        store_fp16(out, o + D_OFFSET + 2, max_min / F32(15.0))
+    else:
+        store_fp16(out, o + D_OFFSET + 2, F32(0.0))
+
+
+@njit(**JIT)
+def _stage_imat(xb, qwb, L, Laux, w, scales, mins, sw, Ls, Lm, out, o):
+    """Imatrix path: make_qkx3_quants per group, make_qp_quants(16, 15) on scales and mins."""
+    sumx2 = F32(0.0)
+    for l in range(QK_K):
+        sumx2 += xb[l] * xb[l]
+    sigma2 = sumx2 / F32(QK_K)
+    for j in range(16):
+        xg = xb[16 * j:16 * j + 16]
+        s = F32(0.0)
+        for l in range(16):
+            w[l] = qwb[16 * j + l] * np.sqrt(sigma2 + xg[l] * xg[l])
+            s += w[l]
+        sw[j] = s
+        sc, mn = make_qkx3_quants(xg, w, L[16 * j:16 * j + 16], Laux, 3, F32(-0.9), F32(0.05), 36, False)
+        scales[j] = sc
+        mins[j] = mn
+    dm = make_qp_quants(scales, sw, Ls, 15)
+    mm = make_qp_quants(mins, sw, Lm, 15)
+    store_fp16(out, o + D_OFFSET, dm)
+    store_fp16(out, o + D_OFFSET + 2, mm)
+    for j in range(16):
+        out[o + j] = (np.int64(Ls[j]) | (np.int64(Lm[j]) << 4)) & 0xFF
+
+
+@njit(**JIT)
+def _requantize_and_store(xb, L, out, o):
+    """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
+    d_all = load_fp16(out, o + D_OFFSET)
+    dmin_all = load_fp16(out, o + D_OFFSET + 2)
+    for j in range(16):
+        sc = np.int64(out[o + j])
+        d = d_all * F32(sc & 0xF)
+        if d == F32(0.0):
+            continue
+        dm = dmin_all * F32(sc >> 4)
+        for ii in range(16):
+            l = nearest_int((xb[16 * j + ii] + dm) / d)
+            L[16 * j + ii] = max(0, min(3, l))
+    for h in range(2):
+        for l in range(32):
+            e = 128 * h + l
+            v = np.int64(L[e]) | (np.int64(L[e + 32]) << 2) | (np.int64(L[e + 64]) << 4) | (np.int64(L[e + 96]) << 6)
+            out[o + 16 + 32 * h + l] = v & 0xFF
+
+
+@njit(**JIT)
+def _quantize_row(x, qw, out):
+    has_qw = qw.shape[0] > 0
+    L = np.empty(QK_K, dtype=np.uint8)
+    Laux = np.empty(16, dtype=np.uint8)
+    w = np.empty(16, dtype=np.float32)
+    scales = np.empty(16, dtype=np.float32)
+    mins = np.empty(16, dtype=np.float32)
+    sw = np.empty(16, dtype=np.float32)
+    Ls = np.empty(16, dtype=np.uint8)
+    Lm = np.empty(16, dtype=np.uint8)
+    for b in range(x.shape[0] // QK_K):
+        xb = x[b * QK_K:(b + 1) * QK_K]
+        o = b * BLOCK_BYTES
+        if has_qw:
+            _stage_imat(xb, qw[b * QK_K:(b + 1) * QK_K], L, Laux, w, scales, mins, sw, Ls, Lm, out, o)
+        else:
+            _stage_ref(xb, L, Laux, w, scales, mins, out, o)
+        _requantize_and_store(xb, L, out, o)
+
+
+@quantizer("Q2_K")
+@njit(**JIT_PARALLEL)
+def quantize_q2_k(x, qw):
+    """Q2_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
+    out = np.empty((x.shape[0], x.shape[1] // QK_K * BLOCK_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row(x[r], qw, out[r])
+    return out
+
+
+@njit(**JIT)
+def _dequantize_row(q, y):
+    for b in range(y.shape[0] // QK_K):
+        o = b * BLOCK_BYTES
+        d = load_fp16(q, o + D_OFFSET)
+        dmin = load_fp16(q, o + D_OFFSET + 2)
+        for g in range(16):
+            sc = np.int64(q[o + g])
+            dl = d * F32(sc & 0xF)
+            ml = dmin * F32(sc >> 4)
+            # group g = 8h + 2s + k covers elements 128h + 32s + 16k + (0..15), shift 2s
+            h = g >> 3
+            s = (g >> 1) & 3
+            base = o + 16 + 32 * h + 16 * (g & 1)
+            for l in range(16):
+                v = (np.int64(q[base + l]) >> (2 * s)) & 3
+                y[b * QK_K + 16 * g + l] = dl * F32(v) - ml
+
+
+@dequantizer("Q2_K")
+@njit(**JIT_PARALLEL)
+def dequantize_q2_k(q, n_per_row):
+    """Q2_K rows to float32, bit-identical to gguf.dequantize."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        _dequantize_row(q[r], out[r])
+    return out
