@@ -1,0 +1,176 @@
+"""MXFP4 (32-blocks, E8M0 scale) and NVFP4 (64-blocks, four UE4M3 scales): E2M1 codes.
+
+Both use the doubled E2M1 table and ggml's nearest-entry search (first minimum of
+``|T[i]*d - x|`` wins). The importance matrix is ignored.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, u32_to_f32
+from .registry import dequantizer, quantizer
+
+KVALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
+MX_BYTES = 17
+NV_BYTES = 36
+
+
+def _ue4m3_table() -> np.ndarray:
+    """ggml_ue4m3_to_fp32 for every byte (half the UE4M3 value; 0 and 0x7F decode to 0)."""
+    table = np.zeros(256, dtype=np.float32)
+    for code in range(256):
+        exp, man = (code >> 3) & 0xF, code & 7
+        if code in (0, 0x7F):
+            continue
+        raw = man * 2.0**-9 if exp == 0 else (1.0 + man / 8.0) * 2.0 ** (exp - 7)
+        table[code] = raw * 0.5  # exact in float32
+    return table
+
+
+UE4M3 = _ue4m3_table()
+
+
+@njit(**JIT)
+def best_index_e2m1(v, d):
+    """Index of the table entry nearest ``v`` at scale ``d``; the first minimum wins."""
+    best = 0
+    best_err = np.abs(KVALUES[0] * d - v)
+    for i in range(1, 16):
+        err = np.abs(KVALUES[i] * d - v)
+        if err < best_err:
+            best = i
+            best_err = err
+    return best
+
+
+@njit(**JIT)
+def e8m0_half(e):
+    """ggml_e8m0_to_fp32_half: 2^(e-128) as float32 (denormal patterns for e < 2)."""
+    e = np.int64(e)
+    bits = (0x00200000 << e) if e < 2 else ((e - 1) << 23)
+    return u32_to_f32(np.uint32(bits))
+
+
+@njit(**JIT)
+def mxfp4_exponent(amax):
+    """(uint8_t)(floorf(log2f(amax)) - 2 + 127), 0 when amax is 0 (gcc: cvttss2si, low byte)."""
+    if not amax > F32(0.0):
+        return 0
+    f = np.floor(np.log2(amax)) - F32(2.0) + F32(127.0)
+    return np.int64(f) & 0xFF
+
+
+@njit(**JIT)
+def _row_mxfp4(x, out):
+    for b in range(x.shape[0] // 32):
+        base = b * 32
+        o = b * MX_BYTES
+        amax = F32(0.0)
+        for j in range(32):
+            amax = max(amax, np.abs(x[base + j]))
+        e = mxfp4_exponent(amax)
+        d = e8m0_half(e)
+        out[o] = np.uint8(e)
+        for j in range(16):
+            lo = best_index_e2m1(x[base + j], d)
+            hi = best_index_e2m1(x[base + 16 + j], d)
+            out[o + 1 + j] = np.uint8(lo | (hi << 4))
+
+
+@njit(**JIT)
+def fp32_to_ue4m3(v):
+    """ggml_fp32_to_ue4m3: round half up on the 3-bit mantissa, subnormals, clamp to 448."""
+    if not v > F32(0.0):
+        return 0
+    if v > F32(448.0):
+        v = F32(448.0)
+    bits = np.int64(f32_to_u32(v))
+    exp = ((bits >> 23) & 0xFF) - 127 + 7
+    if exp <= 0:
+        man = np.int64(v * F32(512.0) + F32(0.5))
+        if man > 7:
+            man = 7
+        return man if man >= 1 else 0
+    if exp >= 15:
+        return 0x7E
+    man = ((bits >> 20) & 7) + ((bits >> 19) & 1)
+    if man > 7:
+        man = 0
+        exp += 1
+        if exp >= 15:
+            return 0x7E
+    return (exp << 3) | man
+
+
+@njit(**JIT)
+def _row_nvfp4(x, out):
+    for b in range(x.shape[0] // 64):
+        o = b * NV_BYTES
+        for s in range(4):
+            base = b * 64 + s * 16
+            amax = F32(0.0)
+            for j in range(16):
+                if amax < np.abs(x[base + j]):
+                    amax = np.abs(x[base + j])
+            ue = fp32_to_ue4m3(amax / F32(6.0))
+            out[o + s] = np.uint8(ue)
+            d = UE4M3[ue]
+            for j in range(8):
+                lo = best_index_e2m1(x[base + j], d)
+                hi = best_index_e2m1(x[base + 8 + j], d)
+                out[o + 4 + s * 8 + j] = np.uint8(lo | (hi << 4))
+
+
+@quantizer("MXFP4")
+@njit(**JIT_PARALLEL)
+def quantize_mxfp4(x, qw):
+    """MXFP4 rows (ggml's _ref; the importance matrix is ignored)."""
+    out = np.empty((x.shape[0], x.shape[1] // 32 * MX_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _row_mxfp4(x[r], out[r])
+    return out
+
+
+@quantizer("NVFP4")
+@njit(**JIT_PARALLEL)
+def quantize_nvfp4(x, qw):
+    """NVFP4 rows (ggml's _ref; the importance matrix is ignored)."""
+    out = np.empty((x.shape[0], x.shape[1] // 64 * NV_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _row_nvfp4(x[r], out[r])
+    return out
+
+
+@dequantizer("MXFP4")
+@njit(**JIT_PARALLEL)
+def dequantize_mxfp4(q, n_per_row):
+    """MXFP4 -> float32: d * T[q] with d = 2^(e-128)."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        for b in range(n_per_row // 32):
+            o = b * MX_BYTES
+            d = e8m0_half(q[r, o])
+            for j in range(16):
+                byte = q[r, o + 1 + j]
+                out[r, b * 32 + j] = d * KVALUES[byte & 0x0F]
+                out[r, b * 32 + 16 + j] = d * KVALUES[byte >> 4]
+    return out
+
+
+@dequantizer("NVFP4")
+@njit(**JIT_PARALLEL)
+def dequantize_nvfp4(q, n_per_row):
+    """NVFP4 -> float32: d_s * T[q] per 16-element sub-block."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        for b in range(n_per_row // 64):
+            o = b * NV_BYTES
+            for s in range(4):
+                d = UE4M3[q[r, o + s]]
+                y = b * 64 + s * 16
+                for j in range(8):
+                    byte = q[r, o + 4 + s * 8 + j]
+                    out[r, y + j] = d * KVALUES[byte & 0x0F]
+                    out[r, y + 8 + j] = d * KVALUES[byte >> 4]
+    return out
