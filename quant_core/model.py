@@ -1,0 +1,249 @@
+"""Open a GGUF model: tensors, categories and hyper-parameters, reading nothing but the header.
+
+Weights stay in the memory map of ``gguf.GGUFReader``; :meth:`Model.rows_f32` converts rows to
+float32 on demand (dequantizing already-quantized sources), so models larger than RAM work.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+
+from .errors import QuantError
+from .kernels import DEQUANTIZERS
+from .quantize import dequantize
+
+_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+
+
+class ModelError(QuantError):
+    """A file that cannot be opened as a GGUF model."""
+
+
+# llama.cpp's tensor categories (src/llama-quant.cpp tensor_get_category), tested in this order
+_CATEGORY_SUBSTRINGS: tuple[tuple[str, str], ...] = (
+    ("attn_qkv.weight", "attn_qkv"),
+    ("attn_kv_b.weight", "attn_kv_b"),
+    ("attn_v.weight", "attn_v"),
+    ("attn_k.weight", "attn_k"),
+    ("attn_q.weight", "attn_q"),
+    ("attn_output.weight", "attn_output"),
+    ("ffn_up", "ffn_up"),
+    ("ffn_gate", "ffn_gate"),
+    ("ffn_down", "ffn_down"),
+)
+CATEGORIES: tuple[str, ...] = ("output", "token_embd") + tuple(c for _, c in _CATEGORY_SUBSTRINGS) + ("other",)
+
+
+def tensor_category(name: str) -> str:
+    """llama.cpp's quantization category of a tensor name."""
+    if name == "output.weight":
+        return "output"
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return "token_embd"
+    for needle, category in _CATEGORY_SUBSTRINGS:
+        if needle in name:
+            return category
+    return "other"
+
+
+def tensor_layer(name: str) -> int | None:
+    """Layer number from a ``blk.N.`` prefix, or None."""
+    match = _LAYER_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a model. ``shape`` is in ggml order: ``shape[0]`` is the row length (ne0)."""
+
+    name: str
+    shape: tuple[int, ...]
+    src_type: str
+    n_bytes: int
+    data_offset: int
+    layer: int | None
+    category: str
+
+    @property
+    def n_elements(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def n_per_row(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_rows(self) -> int:
+        return self.n_elements // self.shape[0]
+
+
+@dataclass(frozen=True)
+class MetaField:
+    """One metadata key/value pair, ready to be written back unchanged."""
+
+    key: str
+    value: Any
+    vtype: GGUFValueType
+    sub_type: GGUFValueType | None = None
+
+
+@dataclass
+class Model:
+    """An opened GGUF model (header parsed, data memory-mapped)."""
+
+    path: Path
+    metadata: list[MetaField]
+    tensors: list[TensorInfo]
+    arch: str
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_expert: int
+    file_size: int
+    _reader: GGUFReader = field(repr=False)
+    _by_name: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name = {t.name: i for i, t in enumerate(self.tensors)}
+
+    def tensor(self, name: str) -> TensorInfo:
+        try:
+            return self.tensors[self._by_name[name]]
+        except KeyError:
+            raise ModelError(f"no tensor named {name!r} in {self.path.name}") from None
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        for f in self.metadata:
+            if f.key == key:
+                return f.value
+        return default
+
+    @property
+    def n_gqa(self) -> int:
+        return self.n_head // self.n_head_kv if self.n_head_kv > 0 else 0
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    def raw(self, name: str) -> np.ndarray:
+        """The tensor's bytes in the file (a read-only memory-mapped uint8 view, no copy)."""
+        t = self.tensor(name)
+        return self._reader.data[t.data_offset : t.data_offset + t.n_bytes]
+
+    def rows_f32(self, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
+        """Rows of the tensor as float32 (n_rows, ne0); a selection of rows reads only those."""
+        t = self.tensor(name)
+        qt_name = t.src_type
+        if qt_name != "F32" and qt_name not in DEQUANTIZERS:
+            raise ModelError(f"tensor {name} has type {qt_name}, which cannot be converted to float")
+        from .qtypes import qtype
+
+        row_bytes = qtype(qt_name).row_bytes(t.n_per_row)
+        data = self.raw(name).reshape(t.n_rows, row_bytes)
+        if rows is not None:
+            data = data[rows]
+        if qt_name == "F32":
+            return np.ascontiguousarray(data).view(np.float32).reshape(-1, t.n_per_row)
+        return dequantize(data, qt_name, t.n_per_row)
+
+
+def open_model(path: str | os.PathLike[str]) -> Model:
+    """Parse a GGUF file's header (metadata and tensor table) and memory-map its data.
+
+    Raises :class:`ModelError` with one line for a missing file, a file that is not GGUF, a
+    truncated file or a tensor type this version of gguf does not know.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError(f"{p}: no such file")
+    size = p.stat().st_size
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise ModelError(f"{p.name} is not a GGUF file")
+    try:
+        reader = GGUFReader(p, "r")
+    except ValueError as err:
+        raise ModelError(f"{p.name}: {_reader_error(err)}") from None
+    except (IndexError, OverflowError, TypeError, UnicodeDecodeError, MemoryError):
+        raise ModelError(f"{p.name} is truncated or corrupt (its header cannot be parsed)") from None
+    tensors = [_tensor_info(rt) for rt in reader.tensors]
+    end = max((t.data_offset + t.n_bytes for t in tensors), default=0)
+    if end > size:
+        raise ModelError(f"{p.name} is truncated: tensor data needs {end} bytes, the file has {size}")
+    metadata = _metadata(reader)
+    hp = _hyperparameters(metadata)
+    return Model(p, metadata, tensors, file_size=size, _reader=reader, **hp)
+
+
+def _reader_error(err: ValueError) -> str:
+    text = str(err)
+    if "is not a valid GGMLQuantizationType" in text:
+        return f"unsupported tensor type ({text})"
+    if "GGUF magic" in text:
+        return "not a GGUF file"
+    return f"truncated or corrupt header ({text})"
+
+
+def _tensor_info(rt: Any) -> TensorInfo:
+    name = str(rt.name)
+    return TensorInfo(
+        name=name,
+        shape=tuple(int(d) for d in rt.shape),
+        src_type=GGMLQuantizationType(rt.tensor_type).name,
+        n_bytes=int(rt.n_bytes),
+        data_offset=int(rt.data_offset),
+        layer=tensor_layer(name),
+        category=tensor_category(name),
+    )
+
+
+def _metadata(reader: GGUFReader) -> list[MetaField]:
+    fields = []
+    for key, f in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        main = f.types[0]
+        if main == GGUFValueType.ARRAY:
+            sub = f.types[-1]
+            if len(f.types) > 2:
+                raise ModelError(f"metadata key {key} is a nested array, which is not supported")
+            if sub == GGUFValueType.STRING:
+                value: Any = [bytes(f.parts[i]) for i in f.data]
+            else:
+                value = [x for i in f.data for x in f.parts[i].tolist()]
+            fields.append(MetaField(key, value, main, sub))
+        elif main == GGUFValueType.STRING:
+            fields.append(MetaField(key, bytes(f.parts[-1]), main))
+        else:
+            fields.append(MetaField(key, f.parts[-1].tolist()[0], main))
+    return fields
+
+
+def _as_int(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, list):  # per-layer arrays: llama.cpp's n_gqa() looks at layer 0
+        return int(value[0]) if value else default
+    return int(value)
+
+
+def _hyperparameters(metadata: list[MetaField]) -> dict[str, Any]:
+    values = {f.key: f.value for f in metadata}
+    arch_raw = values.get("general.architecture", b"")
+    arch = arch_raw.decode("utf-8", "replace") if isinstance(arch_raw, bytes) else str(arch_raw)
+    n_head = _as_int(values.get(f"{arch}.attention.head_count"), 0)
+    return dict(
+        arch=arch,
+        n_layer=_as_int(values.get(f"{arch}.block_count"), 0),
+        n_head=n_head,
+        n_head_kv=_as_int(values.get(f"{arch}.attention.head_count_kv"), n_head),
+        n_expert=_as_int(values.get(f"{arch}.expert_count"), 0),
+    )
