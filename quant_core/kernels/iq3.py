@@ -1,0 +1,355 @@
+"""IQ3_XXS and IQ3_S: 256-weight superblocks of 32-blocks, four magnitudes per grid point.
+
+Both follow ggml's ``quantize_row_iq3_xxs_impl`` / ``quantize_row_iq3_s_impl``: per 32-block a
+scale search over 31 (XXS) or 19 (S) candidate inverse scales, each group of four 3-bit codes
+snapped onto the grid (an off-grid group takes its best neighbour), then a final requantization
+and refit; the superblock keeps one fp16 scale (with ggml's fudge factor) and 4-bit sub-scales.
+The lattice tables come from ``_iq3_grids`` and are passed to the kernels as arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, nearest_int, store_fp16, store_u32
+from ._iq3_grids import iq3_tables
+from .registry import dequantizer, quantizer
+
+QK_K = 256
+XXS_BYTES = 98  # d, 64 grid indices, 8 words of 4x7 sign bits + 4-bit scale
+S_BYTES = 110  # d, qs[64], qh[8], signs[32], scales[4]
+FLT_MAX = F32(3.4028234663852886e38)
+
+
+@njit(**JIT)
+def _best_neighbour(neighbours, start, levels, codes, xval, waux, o, scale, L):
+    """iq3_find_best_neighbour: the listed grid point of least weighted distance to xval."""
+    best_d2 = FLT_MAX
+    best = -1
+    for j in range(1, np.int64(neighbours[start]) + 1):
+        g = np.int64(neighbours[start + j])
+        d2 = F32(0.0)
+        for i in range(4):
+            diff = scale * levels[g, i] - xval[o + i]
+            d2 += waux[o + i] * diff * diff
+        if d2 < best_d2:
+            best_d2 = d2
+            best = g
+    for i in range(4):
+        L[o + i] = codes[best, i]
+    return best
+
+
+@njit(**JIT)
+def _snap_group(xval, waux, o, inv, scale, L, levels, codes, kmap, neighbours):
+    """Codes of one group of four at inverse scale ``inv``; True when they lie on the grid."""
+    u = 0
+    for i in range(4):
+        l = nearest_int(F32(0.5) * (inv * xval[o + i] - F32(1.0)))
+        l = min(7, max(0, l))
+        L[o + i] = l
+        u |= l << (3 * i)
+    g = kmap[u]
+    if g >= 0:
+        return True
+    _best_neighbour(neighbours, -g - 1, levels, codes, xval, waux, o, scale, L)
+    return False
+
+
+@njit(**JIT)
+def _weighted_sums(weight, xval, L):
+    sumqx = F32(0.0)
+    sumq2 = F32(0.0)
+    for i in range(32):
+        w = weight[i]
+        q = F32(2 * L[i] + 1)
+        sumqx += w * xval[i] * q
+        sumq2 += w * q * q
+    return sumqx, sumq2
+
+
+@njit(**JIT)
+def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_all,
+                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours):
+    """Scale search of one 32-block (codes left in L); returns the block scale."""
+    best = F32(0.0)
+    scale = vmax / F32(15.0)
+    L[:] = 0
+    on_grid[:] = all_on_grid_start
+    for step in range(-nstep, nstep + 1):
+        inv = (F32(15.0) + F32(step) * F32(0.2)) / vmax
+        this_scale = F32(1.0) / inv
+        for k in range(8):
+            on_grid_aux[k] = _snap_group(xval, waux, 4 * k, inv, this_scale, Laux,
+                                         levels, codes, kmap, neighbours)
+        sumqx, sumq2 = _weighted_sums(weight, xval, Laux)
+        if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
+            scale = sumqx / sumq2
+            best = scale * sumqx
+            L[:] = Laux
+            on_grid[:] = on_grid_aux
+    if not on_grid.all() and scale > F32(0.0):
+        inv = F32(1.0) / scale
+        for k in range(8):
+            if requant_all or not on_grid[k]:
+                _snap_group(xval, waux, 4 * k, inv, scale, L, levels, codes, kmap, neighbours)
+        sumqx, sumq2 = _weighted_sums(weight, xval, L)
+        if sumq2 > F32(0.0):
+            scale = sumqx / sumq2
+    return scale
+
+
+@njit(**JIT)
+def _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs):
+    """Element weights (imatrix form or x^2), their square roots, |x| and the sign bytes."""
+    signs[:] = 0
+    for i in range(32):
+        xi = x[base + i]
+        if qw.shape[0] > 0:
+            weight[i] = qw[base + i] * np.sqrt(sigma2 + xi * xi)
+        else:
+            weight[i] = xi * xi
+        waux[i] = np.sqrt(weight[i])
+        if xi >= F32(0.0):
+            xval[i] = xi
+        else:
+            xval[i] = -xi
+            signs[i // 8] |= 1 << (i % 8)
+    return signs
+
+
+@njit(**JIT)
+def _sigma2(x, base):
+    sumx2 = F32(0.0)
+    for i in range(QK_K):
+        sumx2 += x[base + i] * x[base + i]
+    return F32(2.0) * sumx2 / F32(QK_K)
+
+
+@njit(**JIT)
+def _grid_index(L, k, kmap):
+    u = 0
+    for i in range(4):
+        u |= np.int64(L[4 * k + i]) << (3 * i)
+    return np.int64(kmap[u])
+
+
+@njit(**JIT)
+def _make_parity_even(x, base, weight, xval, signs):
+    """IQ3_XXS stores 7 signs per 8: an odd group flips its element of least w*x^2."""
+    for k in range(4):
+        nneg = 0
+        for i in range(8):
+            nneg += (signs[k] >> i) & 1
+        if nneg % 2 == 1:
+            j = 8 * k
+            vmin = weight[j] * x[base + j] * x[base + j]
+            imin = 0
+            for i in range(1, 8):
+                j = 8 * k + i
+                v = weight[j] * x[base + j] * x[base + j]
+                if v < vmin:
+                    vmin = v
+                    imin = i
+            xval[8 * k + imin] = -xval[8 * k + imin]
+            signs[k] ^= 1 << imin
+        signs[k] &= 127
+
+
+@njit(**JIT)
+def _sub_scale(inv_d, scale):
+    return min(15, max(0, nearest_int(F32(0.5) * (inv_d * scale - F32(1.0)))))
+
+
+@njit(**JIT)
+def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
+    weight = np.empty(32, dtype=np.float32)
+    waux = np.empty(32, dtype=np.float32)
+    xval = np.empty(32, dtype=np.float32)
+    L = np.zeros(32, dtype=np.int64)
+    Laux = np.zeros(32, dtype=np.int64)
+    on_grid = np.zeros(8, dtype=np.bool_)
+    on_grid_aux = np.zeros(8, dtype=np.bool_)
+    scales = np.zeros(8, dtype=np.float32)
+    signs = np.zeros(4, dtype=np.int64)
+    words = np.zeros(8, dtype=np.int64)
+    for ibl in range(x.shape[0] // QK_K):
+        o = ibl * XXS_BYTES
+        out[o:o + XXS_BYTES] = 0
+        words[:] = 0
+        sigma2 = _sigma2(x, ibl * QK_K)
+        max_scale = F32(0.0)
+        for ib in range(8):
+            base = ibl * QK_K + 32 * ib
+            _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
+            _make_parity_even(x, base, weight, xval, signs)
+            vmax = xval[0]
+            for i in range(1, 32):
+                vmax = max(vmax, xval[i])
+            scales[ib] = F32(0.0)
+            if vmax < F32(1e-8):
+                continue
+            scale = _search_block(xval, weight, waux, vmax, 15, True, False,
+                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            if scale < F32(0.0):  # cannot happen in practice; ggml flips the signs
+                scale = -scale
+                for k in range(4):
+                    signs[k] = ~signs[k] & 127
+            for k in range(8):
+                out[o + 2 + 8 * ib + k] = np.uint8(_grid_index(L, k, kmap))
+            words[ib] = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21)
+            scales[ib] = scale
+            max_scale = max(max_scale, scale)
+        if max_scale == F32(0.0):
+            out[o:o + XXS_BYTES] = 0
+            continue
+        d = max_scale / F32(31.0)
+        store_fp16(out, o, d * F32(1.0125))
+        inv_d = F32(1.0) / d
+        for ib in range(8):
+            store_u32(out, o + 66 + 4 * ib, words[ib] | (_sub_scale(inv_d, scales[ib]) << 28))
+
+
+@njit(**JIT)
+def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
+    weight = np.empty(32, dtype=np.float32)
+    waux = np.empty(32, dtype=np.float32)
+    xval = np.empty(32, dtype=np.float32)
+    L = np.zeros(32, dtype=np.int64)
+    Laux = np.zeros(32, dtype=np.int64)
+    on_grid = np.zeros(8, dtype=np.bool_)
+    on_grid_aux = np.zeros(8, dtype=np.bool_)
+    scales = np.zeros(8, dtype=np.float32)
+    signs = np.zeros(4, dtype=np.int64)
+    for ibl in range(x.shape[0] // QK_K):
+        o = ibl * S_BYTES
+        out[o:o + S_BYTES] = 0
+        qs = o + 2
+        signs_at = o + 74
+        sigma2 = _sigma2(x, ibl * QK_K)
+        max_scale = F32(0.0)
+        for ib in range(8):
+            base = ibl * QK_K + 32 * ib
+            _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
+            vmax = xval[0]
+            for i in range(1, 32):
+                vmax = max(vmax, xval[i])
+            scales[ib] = F32(0.0)
+            if vmax == F32(0.0):
+                # ggml skips this block without advancing its qs/signs pointers: later blocks
+                # of the superblock are written 8/4 bytes early (qh and scales are indexed).
+                continue
+            scale = _search_block(xval, weight, waux, vmax, 9, False, True,
+                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            if scale < F32(0.0):
+                scale = -scale
+                for k in range(4):
+                    signs[k] = ~signs[k] & 255
+            for k in range(8):
+                g = _grid_index(L, k, kmap)
+                out[qs + k] = np.uint8(g & 255)
+                out[o + 66 + ib] |= np.uint8((g >> 8) << k)
+            qs += 8
+            for k in range(4):
+                out[signs_at + k] = np.uint8(signs[k])
+            signs_at += 4
+            scales[ib] = scale
+            max_scale = max(max_scale, scale)
+        if max_scale == F32(0.0):
+            continue
+        d = max_scale / F32(31.0)
+        store_fp16(out, o, d * F32(1.033))
+        inv_d = F32(1.0) / d
+        for ib in range(0, 8, 2):
+            out[o + 106 + ib // 2] = np.uint8(_sub_scale(inv_d, scales[ib]) | (_sub_scale(inv_d, scales[ib + 1]) << 4))
+
+
+@njit(**JIT_PARALLEL)
+def _quantize_iq3_xxs(x, qw, levels, codes, kmap, neighbours):
+    out = np.empty((x.shape[0], x.shape[1] // QK_K * XXS_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row_xxs(x[r], qw, out[r], levels, codes, kmap, neighbours)
+    return out
+
+
+@njit(**JIT_PARALLEL)
+def _quantize_iq3_s(x, qw, levels, codes, kmap, neighbours):
+    out = np.empty((x.shape[0], x.shape[1] // QK_K * S_BYTES), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row_s(x[r], qw, out[r], levels, codes, kmap, neighbours)
+    return out
+
+
+@quantizer("IQ3_XXS")
+def quantize_iq3_xxs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """IQ3_XXS rows, bytes of ggml's quantize_iq3_xxs (imatrix optional)."""
+    t = iq3_tables(256)
+    return _quantize_iq3_xxs(x, qw, t.levels, t.codes, t.kmap, t.neighbours)
+
+
+@quantizer("IQ3_S")
+def quantize_iq3_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    """IQ3_S rows, bytes of ggml's quantize_iq3_s (imatrix optional)."""
+    t = iq3_tables(512)
+    return _quantize_iq3_s(x, qw, t.levels, t.codes, t.kmap, t.neighbours)
+
+
+def _sign_parity_table() -> np.ndarray:
+    """ksigns_iq2xs: the 7 stored signs plus the parity bit that makes the count even."""
+    i = np.arange(128, dtype=np.uint8)
+    parity = np.unpackbits(i[:, None], axis=1).sum(axis=1) & 1
+    return (i | (parity << 7)).astype(np.uint8)
+
+
+KSIGNS = _sign_parity_table()
+
+
+@njit(**JIT_PARALLEL)
+def _dequantize_iq3_xxs(q, n_per_row, values, ksigns):
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        for ibl in range(n_per_row // QK_K):
+            o = ibl * XXS_BYTES
+            d = load_fp16(q[r], o)
+            for ib in range(8):
+                word = load_u32(q[r], o + 66 + 4 * ib)
+                db = d * (F32(0.5) + F32(word >> 28)) * F32(0.5)
+                for l in range(4):
+                    signs = ksigns[(word >> (7 * l)) & 127]
+                    for j in range(8):
+                        g = q[r, o + 2 + 8 * ib + 2 * l + j // 4]
+                        v = db * values[g, j % 4]
+                        out[r, ibl * QK_K + 32 * ib + 8 * l + j] = -v if (signs >> j) & 1 else v
+    return out
+
+
+@njit(**JIT_PARALLEL)
+def _dequantize_iq3_s(q, n_per_row, values):
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        for ibl in range(n_per_row // QK_K):
+            o = ibl * S_BYTES
+            d = load_fp16(q[r], o)
+            for ib in range(8):
+                s = (np.int64(q[r, o + 106 + ib // 2]) >> (4 * (ib % 2))) & 15
+                db = d * F32(1 + 2 * s)
+                qh = np.int64(q[r, o + 66 + ib])
+                for j in range(32):
+                    k = j // 4
+                    g = np.int64(q[r, o + 2 + 8 * ib + k]) | (((qh >> k) & 1) << 8)
+                    v = db * values[g, j % 4]
+                    neg = (q[r, o + 74 + 4 * ib + j // 8] >> (j % 8)) & 1
+                    out[r, ibl * QK_K + 32 * ib + j] = -v if neg else v
+    return out
+
+
+@dequantizer("IQ3_XXS")
+def dequantize_iq3_xxs(q: np.ndarray, n_per_row: int) -> np.ndarray:
+    """Decode IQ3_XXS rows like gguf-py: d*(0.5+s)*0.5 * grid * sign."""
+    return _dequantize_iq3_xxs(q, n_per_row, iq3_tables(256).values, KSIGNS)
+
+
+@dequantizer("IQ3_S")
+def dequantize_iq3_s(q: np.ndarray, n_per_row: int) -> np.ndarray:
+    """Decode IQ3_S rows like gguf-py: d*(1+2s) * grid * sign."""
+    return _dequantize_iq3_s(q, n_per_row, iq3_tables(512).values)
