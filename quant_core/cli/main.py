@@ -10,6 +10,9 @@ from ..errors import QuantError
 
 # subcommand -> module in quant_core.cli providing ``add_arguments(parser)`` and ``run(args)``
 SUBCOMMANDS: dict[str, str] = {
+    "quantize": "quantize_cmd",
+    "plan": "plan_cmd",
+    "stats": "stats_cmd",
     "bench": "bench",
 }
 

@@ -1,0 +1,36 @@
+"""``quant-explorer plan``: every tensor's type, size and reason, as text or JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..size import project_size
+from .options import add_quant_options, open_and_plan
+from .report import print_plan_table
+
+HELP = "show the per-tensor plan of a preset (types, bytes, reasons) and the exact file size"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_quant_options(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("input", metavar="INPUT.gguf")
+    parser.add_argument("preset", metavar="PRESET")
+
+
+def run(args: argparse.Namespace) -> int:
+    model, plan, _imatrix, keys = open_and_plan(args, args.preset)
+    size = project_size(model, plan, keys)
+    if args.json:
+        doc = {
+            "file_bytes": size.file_bytes,
+            "bpw": size.bpw,
+            "tensors": [
+                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, "reason": tp.reason}
+                for tp in plan.tensors
+            ],
+        }
+        print(json.dumps(doc))
+    else:
+        print_plan_table(plan, size)
+    return 0

@@ -1,0 +1,79 @@
+"""``quant-explorer quantize``: llama-quantize's command, with our quantizer."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..errors import QuantError
+from ..export import ExportProgress, iter_export
+from ..ftypes import file_type
+from ..size import project_size
+from .options import add_quant_options, open_and_plan
+from .report import print_plan_table
+
+HELP = "quantize a GGUF model like llama-quantize: INPUT [OUTPUT] PRESET [NTHREADS]"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_quant_options(parser)
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and sizes, write nothing")
+    parser.add_argument("positionals", nargs="+", metavar="INPUT [OUTPUT] PRESET [NTHREADS]")
+
+
+def _positionals(args: argparse.Namespace) -> tuple[str, str, str, int | None]:
+    p = args.positionals
+    if len(p) < 2:
+        raise QuantError("usage: quantize [options] INPUT [OUTPUT] PRESET [NTHREADS]")
+    inp = p[0]
+    try:
+        preset = file_type(p[1]).name
+        out = str(Path(inp).parent / f"ggml-model-{preset}.gguf")
+        rest = p[2:]
+    except QuantError:
+        if len(p) < 3:
+            raise
+        out, preset, rest = p[1], file_type(p[2]).name, p[3:]
+    if len(rest) > 1:
+        raise QuantError(f"unexpected argument {rest[1]!r}")
+    threads = None
+    if rest:
+        try:
+            threads = int(rest[0])
+        except ValueError:
+            raise QuantError(f"NTHREADS must be a number, got {rest[0]!r}") from None
+    return inp, out, preset, threads if threads and threads > 0 else None
+
+
+def _progress_line(p: ExportProgress) -> str:
+    width = 30
+    filled = int(width * p.fraction)
+    eta = f"{p.eta_s:5.0f}s" if p.eta_s is not None else "   --"
+    return (f"\r[{'=' * filled}{' ' * (width - filled)}] {100 * p.fraction:5.1f}% "
+            f"{p.tensor_index}/{p.n_tensors} tensors {p.mb_per_s:7.1f} MB/s ETA {eta}")
+
+
+def run(args: argparse.Namespace) -> int:
+    inp, out, preset, threads = _positionals(args)
+    args.input = inp
+    model, plan, imatrix, keys = open_and_plan(args, preset)
+    size = project_size(model, plan, keys)
+    if args.dry_run:
+        print_plan_table(plan, size)
+        return 0
+    threads = args.threads or threads
+    tty = sys.stderr.isatty()
+    start = time.perf_counter()
+    last = 0.0
+    for p in iter_export(model, plan, out, imatrix=imatrix, threads=threads, imatrix_keys=keys):
+        now = time.perf_counter()
+        if tty and (p.done or now - last > 0.1):
+            print(_progress_line(p), end="", file=sys.stderr, flush=True)
+            last = now
+    if tty:
+        print(file=sys.stderr)
+    elapsed = time.perf_counter() - start
+    written = Path(out).stat().st_size
+    print(f"wrote {out}: {written} bytes ({written / 1024**2:.2f} MiB, {size.bpw:.2f} BPW) in {elapsed:.1f} s")
+    return 0

@@ -1,0 +1,22 @@
+"""Text output shared by the subcommands."""
+from __future__ import annotations
+
+from ..plan import Plan
+from ..size import SizeReport
+
+
+def print_plan_table(plan: Plan, size: SizeReport) -> None:
+    """Per-tensor plan in llama-quantize's --dry-run spirit, then the totals."""
+    width = max((len(tp.name) for tp in plan.tensors), default=10)
+    for tp in plan.tensors:
+        shape = ", ".join(str(d) for d in tp.source.shape)
+        print(f"{tp.name:<{width}}  [{shape:>16}]  {tp.source.src_type:>6} -> {tp.type:<7} "
+              f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}")
+    print(f"preset {plan.file_type.name}: {size.tensor_bytes / 1024**2:.2f} MiB of tensors "
+          f"({size.bpw:.2f} BPW), file {size.file_bytes} bytes")
+    fallbacks = sum(1 for tp in plan.tensors if "fallback" in tp.reason)
+    if fallbacks:
+        print(f"{fallbacks} tensor(s) required fallback quantization")
+    missing = [tp.name for tp in plan.tensors if tp.requires_imatrix and not plan.has_imatrix]
+    if missing:
+        print(f"warning: {len(missing)} tensor(s) need an importance matrix (first: {missing[0]})")

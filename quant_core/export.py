@@ -1,0 +1,207 @@
+"""Streaming export: tensor by tensor, chunk by chunk, to a temporary file renamed at the end.
+
+``iter_export`` is a generator yielding :class:`ExportProgress`; a caller cancels by closing
+it (or simply not iterating further and dropping it), which removes the partial file. Peak
+memory is a few chunks of rows, never the model size.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFWriter
+
+from .errors import QuantError
+from .kernels import DEQUANTIZERS, QUANTIZERS
+from .layout import ALIGNMENT, Layout, compute_layout, output_dims, pad
+from .model import MetaField, Model
+from .plan import Plan, TensorPlan
+from .quantize import quantize
+
+CHUNK_ELEMENTS = 16 * 1024 * 1024  # float32 elements converted at once (64 MiB)
+
+
+class ExportError(QuantError):
+    """Export could not complete; no output file was left behind."""
+
+
+@dataclass(frozen=True)
+class ExportProgress:
+    """Where an export stands. ``bytes_*`` count output tensor bytes."""
+
+    tensor_index: int
+    n_tensors: int
+    tensor_name: str
+    bytes_done: int
+    bytes_total: int
+    elapsed_s: float
+    done: bool = False
+
+    @property
+    def fraction(self) -> float:
+        return self.bytes_done / self.bytes_total if self.bytes_total else 1.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes_done / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.bytes_done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (self.bytes_total - self.bytes_done) / rate if rate > 0 else None
+
+
+def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Any | None) -> None:
+    """Everything llama-quantize refuses, checked before a single byte is written."""
+    src = model.path.resolve()
+    if out_path.resolve() == src or (out_path.exists() and os.path.samefile(out_path, src)):
+        raise ExportError("the output path is the input file; choose another name")
+    parent = out_path.parent
+    if not parent.is_dir():
+        raise ExportError(f"output directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ExportError(f"output directory {parent} is not writable")
+    for tp in plan.tensors:
+        if tp.converts:
+            _check_conversion(plan, tp, imatrix)
+
+
+_FLOAT_SOURCES = ("F32", "F16", "BF16")
+
+
+def _check_conversion(plan: Plan, tp: TensorPlan, imatrix: Any | None) -> None:
+    src = tp.source.src_type
+    if src not in _FLOAT_SOURCES:
+        if not plan.options.allow_requantize:
+            raise ExportError(f"{tp.source.name} is already {src}; requantizing needs --allow-requantize")
+        if src not in DEQUANTIZERS:
+            raise ExportError(f"{tp.source.name}: source type {src} cannot be converted")
+    if tp.type not in QUANTIZERS:
+        raise ExportError(f"{tp.name}: quantizing to {tp.type} is not supported")
+    if tp.requires_imatrix and _imatrix_rows(imatrix, tp) is None:
+        raise ExportError(f"{tp.name} -> {tp.type} needs an importance matrix with an entry for it")
+
+
+def _imatrix_rows(imatrix: Any | None, tp: TensorPlan) -> np.ndarray | None:
+    if imatrix is None:
+        return None
+    from .imatrix import values_for_tensor
+
+    shape = tp.source.shape
+    n_expert = shape[2] if len(shape) > 2 else 1
+    lookup = tp.source.name  # imatrix names are the source's (prune remaps back)
+    if tp.source.category == "token_embd":
+        try:
+            return values_for_tensor(imatrix, lookup, shape[0], n_expert)
+        except QuantError:
+            return None  # llama-quantize skips a mismatched token_embd entry
+    return values_for_tensor(imatrix, lookup, shape[0], n_expert)
+
+
+def iter_export(
+    model: Model,
+    plan: Plan,
+    out_path: str | os.PathLike[str],
+    imatrix: Any | None = None,
+    threads: int | None = None,
+    imatrix_keys: list[MetaField] | None = None,
+) -> Iterator[ExportProgress]:
+    """Write the planned GGUF to ``out_path``, yielding progress after every chunk."""
+    out = Path(out_path)
+    check_export(model, plan, out, imatrix)
+    layout = compute_layout(model, plan, imatrix_keys)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    completed = False
+    try:
+        yield from _write(model, plan, layout, tmp, imatrix, threads)
+        written = tmp.stat().st_size
+        if written != layout.file_bytes:
+            raise ExportError(f"internal error: wrote {written} bytes, expected {layout.file_bytes}")
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out)
+        completed = True
+    except OSError as err:
+        raise ExportError(_os_message(err, out)) from None
+    finally:
+        if not completed:
+            tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _os_message(err: OSError, out: Path) -> str:
+    if err.errno == errno.ENOSPC:
+        return f"disk full while writing {out.name}"
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {out}: permission denied"
+    return f"cannot write {out}: {err.strerror or err}"
+
+
+def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Any, threads: int | None) -> Iterator[ExportProgress]:
+    writer = GGUFWriter(tmp, arch="")  # an empty arch adds no key: we write the metadata ourselves
+    for f in layout.metadata:
+        writer.add_key_value(f.key, f.value, f.vtype, f.sub_type)
+    for tp in plan.tensors:
+        dims = output_dims(tp.source.shape)
+        writer.add_tensor_info(tp.name, dims[::-1], np.dtype(np.float32), tp.n_bytes,
+                               raw_dtype=GGMLQuantizationType[tp.type])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    fout = writer.fout[0]
+    writer.write_padding(fout, fout.tell())
+    total = sum(tp.n_bytes for tp in plan.tensors)
+    start = time.perf_counter()
+    done = 0
+    try:
+        for index, tp in enumerate(plan.tensors):
+            for n in _tensor_chunks(model, tp, imatrix, threads, fout):
+                done += n
+                yield ExportProgress(index, len(plan.tensors), tp.name, done, total, time.perf_counter() - start)
+            writer.write_padding(fout, tp.n_bytes)
+        fout.flush()
+        os.fsync(fout.fileno())
+    finally:
+        writer.close()
+    yield ExportProgress(len(plan.tensors), len(plan.tensors), "", done, total, time.perf_counter() - start, True)
+
+
+def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Any, threads: int | None, fout: Any) -> Iterator[int]:
+    """Write one tensor's data, yielding the byte count of each chunk written."""
+    raw = model.raw(tp.source.name)
+    if not tp.converts:
+        step = max(1, CHUNK_ELEMENTS * 4)
+        for start in range(0, raw.shape[0], step):
+            part = raw[start : start + step]
+            fout.write(part.tobytes())
+            yield part.shape[0]
+        return
+    shape = tp.source.shape
+    ne0 = shape[0]
+    rows_per_matrix = shape[1] if len(shape) > 1 else 1
+    n_matrices = tp.source.n_rows // rows_per_matrix
+    weights = _imatrix_rows(imatrix, tp)
+    chunk_rows = max(1, CHUNK_ELEMENTS // ne0)
+    for m in range(n_matrices):
+        qw = None if weights is None else weights[m * ne0 : (m + 1) * ne0]
+        for r0 in range(0, rows_per_matrix, chunk_rows):
+            first = m * rows_per_matrix + r0
+            rows = model.rows_f32(tp.source.name, slice(first, min(first + chunk_rows, (m + 1) * rows_per_matrix)))
+            try:
+                q = quantize(rows, tp.type, imatrix=qw, threads=threads)
+            except QuantError as err:
+                raise ExportError(f"{tp.source.name}: {err}") from None
+            fout.write(q.tobytes())
+            yield q.nbytes

@@ -1,0 +1,142 @@
+"""Recipes: a plan's inputs as a JSON file, and the equivalent llama-quantize command line.
+
+A recipe holds the preset, llama-quantize's options (including ``--tensor-type`` rules) and the
+explicit per-tensor types chosen in the GUI. It round-trips through JSON unchanged.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import QuantError
+from .ftypes import file_type
+from .model import Model
+from .plan import Plan, QuantOptions, build_plan, parse_tensor_type, parse_type
+
+RECIPE_FORMAT = "quant-explorer-recipe"
+RECIPE_VERSION = 1
+
+
+class RecipeError(QuantError):
+    """A recipe file that cannot be read."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides a plan, independent of the GUI."""
+
+    options: QuantOptions = field(default_factory=QuantOptions)
+    explicit: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        opts = asdict(self.options)
+        opts["tensor_types"] = [f"{p}={t}" for p, t in self.options.tensor_types]
+        doc = {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, "options": opts,
+               "explicit": dict(sorted(self.explicit.items()))}
+        return json.dumps(doc, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise RecipeError(f"not a recipe (invalid JSON: {err.msg} at line {err.lineno})") from None
+        if not isinstance(doc, dict) or doc.get("format") != RECIPE_FORMAT:
+            raise RecipeError("not a quant-explorer recipe (missing 'format' field)")
+        if doc.get("version", 0) > RECIPE_VERSION:
+            raise RecipeError(f"recipe version {doc['version']} is newer than this program supports")
+        return cls(options=_options(doc.get("options", {})), explicit=_explicit(doc.get("explicit", {})))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recipe:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise RecipeError(f"cannot read recipe {path}: {err.strerror}") from None
+        return cls.from_json(text)
+
+
+def _options(raw: dict[str, Any]) -> QuantOptions:
+    known = {f.name for f in fields(QuantOptions)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise RecipeError(f"unknown recipe option {unknown[0]!r}")
+    values: dict[str, Any] = dict(raw)
+    values["preset"] = file_type(values.get("preset", "Q4_K_M")).name
+    values["tensor_types"] = tuple(parse_tensor_type(e) for e in values.get("tensor_types", []))
+    for key in ("output_tensor_type", "token_embedding_type"):
+        if values.get(key):
+            values[key] = parse_type(values[key])
+    for key in ("include_weights", "exclude_weights", "override_kv", "prune_layers"):
+        values[key] = tuple(values.get(key, ()))
+    return QuantOptions(**values)
+
+
+def _explicit(raw: dict[str, str]) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise RecipeError("recipe 'explicit' must map tensor names to types")
+    return {str(name): parse_type(t) for name, t in raw.items()}
+
+
+def llama_quantize_args(model: Model, plan: Plan, input_path: str, output_path: str,
+                        nthreads: int | None = None) -> list[str]:
+    """Arguments for llama-quantize that produce this plan's file.
+
+    Explicit types become anchored ``--tensor-type`` entries placed first. Because a pattern
+    match skips llama.cpp's mixture rules (and their layer counters), the result is re-resolved
+    and any tensor that would change is pinned too, until llama-quantize's choice equals ours.
+    """
+    pins = dict(plan.explicit)
+    base = plan.options
+    for _ in range(len(plan.tensors) + 1):
+        rules = tuple((f"^{_escape(n)}$", t) for n, t in pins.items()) + base.tensor_types
+        upstream = build_plan(model, replace(base, tensor_types=rules), has_imatrix=plan.has_imatrix)
+        diff = {tp.name: plan.tensor(tp.name).type for tp in upstream.tensors
+                if tp.type != plan.tensor(tp.name).type}
+        if not diff:
+            break
+        pins.update(diff)
+    return _format_args(replace(base, tensor_types=rules), input_path, output_path, nthreads)
+
+
+def _escape(name: str) -> str:
+    return name.replace(".", r"\.")
+
+
+def _format_args(o: QuantOptions, input_path: str, output_path: str, nthreads: int | None) -> list[str]:
+    args: list[str] = []
+    flags = (("allow_requantize", "--allow-requantize"), ("leave_output_tensor", "--leave-output-tensor"),
+             ("pure", "--pure"))
+    args += [flag for attr, flag in flags if getattr(o, attr)]
+    if o.imatrix:
+        args += ["--imatrix", o.imatrix]
+    for w in o.include_weights:
+        args += ["--include-weights", w]
+    for w in o.exclude_weights:
+        args += ["--exclude-weights", w]
+    if o.output_tensor_type:
+        args += ["--output-tensor-type", o.output_tensor_type.lower()]
+    if o.token_embedding_type:
+        args += ["--token-embedding-type", o.token_embedding_type.lower()]
+    for pattern, t in o.tensor_types:
+        args += ["--tensor-type", f"{pattern}={t.lower()}"]
+    for kv in o.override_kv:
+        args += ["--override-kv", kv]
+    if o.prune_layers:
+        args += ["--prune-layers", ",".join(str(i) for i in o.prune_layers)]
+    args += [input_path, output_path, o.preset]
+    if nthreads:
+        args.append(str(nthreads))
+    return args
+
+
+def llama_quantize_command(model: Model, plan: Plan, input_path: str, output_path: str,
+                           nthreads: int | None = None) -> str:
+    """The shell command line (``llama-quantize ...``) equivalent to this plan."""
+    return shlex.join(["llama-quantize", *llama_quantize_args(model, plan, input_path, output_path, nthreads)])
