@@ -5,6 +5,8 @@ scale search over 31 (XXS) or 19 (S) candidate inverse scales, each group of fou
 snapped onto the grid (an off-grid group takes its best neighbour), then a final requantization
 and refit; the superblock keeps one fp16 scale (with ggml's fudge factor) and 4-bit sub-scales.
 The lattice tables come from ``_iq3_grids`` and are passed to the kernels as arrays.
+The hot helpers are inlined at numba level (``inline="always"``): numba does not inline calls
+between separately compiled functions, and here that alone nearly doubles the throughput.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ S_BYTES = 110  # d, qs[64], qh[8], signs[32], scales[4]
 FLT_MAX = F32(3.4028234663852886e38)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _best_neighbour(neighbours, start, levels, codes, xval, waux, o, scale, L):
     """iq3_find_best_neighbour: the listed grid point of least weighted distance to xval."""
     best_d2 = FLT_MAX
@@ -40,7 +42,7 @@ def _best_neighbour(neighbours, start, levels, codes, xval, waux, o, scale, L):
     return best
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _snap_group(xval, waux, o, inv, scale, L, levels, codes, kmap, neighbours):
     """Codes of one group of four at inverse scale ``inv``; True when they lie on the grid."""
     u = 0
@@ -56,7 +58,7 @@ def _snap_group(xval, waux, o, inv, scale, L, levels, codes, kmap, neighbours):
     return False
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _weighted_sums(weight, xval, L):
     sumqx = F32(0.0)
     sumq2 = F32(0.0)
@@ -86,8 +88,10 @@ def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_al
         if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
             scale = sumqx / sumq2
             best = scale * sumqx
-            L[:] = Laux
-            on_grid[:] = on_grid_aux
+            for i in range(32):
+                L[i] = Laux[i]
+            for k in range(8):
+                on_grid[k] = on_grid_aux[k]
     if not on_grid.all() and scale > F32(0.0):
         inv = F32(1.0) / scale
         for k in range(8):
