@@ -31,9 +31,15 @@ def _ue4m3_table() -> np.ndarray:
 UE4M3 = _ue4m3_table()
 
 
+# Positive half of the table (index k <-> magnitude MAG[k]); MAG[8] pads the k = 7 comparison.
+MAG = np.array([0, 1, 2, 3, 4, 6, 8, 12, 12], dtype=np.float32)
+# Lower bracket k of a magnitude ratio t = |x|/d, by floor(t) for t in [0, 16).
+BRACKET = np.array([0, 1, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7], dtype=np.int64)
+
+
 @njit(**JIT)
-def best_index_e2m1(v, d):
-    """Index of the table entry nearest ``v`` at scale ``d``; the first minimum wins."""
+def best_index_e2m1_scan(v, d):
+    """ggml's best_index_mxfp4: scan all 16 entries, the first minimum of |T[i]*d - v| wins."""
     best = 0
     best_err = np.abs(KVALUES[0] * d - v)
     for i in range(1, 16):
@@ -42,6 +48,26 @@ def best_index_e2m1(v, d):
             best = i
             best_err = err
     return best
+
+
+@njit(**JIT)
+def best_index_e2m1(v, d):
+    """Same result as :func:`best_index_e2m1_scan` from the two entries bracketing |v|.
+
+    Every product T[i]*d is exact and the error is symmetric in the sign of v, so only the
+    magnitudes just below and above |v| can reach the minimum rounded error; on a tie ggml's
+    first-index rule keeps the smaller magnitude (lower index on both signs, 0 before -0).
+    A misplaced bracket from the rounded ratio only happens next to a table entry, which is
+    then the clear winner and belongs to both candidate brackets.
+    """
+    a = np.abs(v)
+    if d == F32(0.0):
+        return 0
+    t = a / d
+    k = BRACKET[np.int64(t)] if t < F32(16.0) else 7
+    # branch-free on the data-dependent parts (sign and bracket side are unpredictable)
+    k += np.int64(np.abs(MAG[k + 1] * d - a) < np.abs(MAG[k] * d - a))
+    return k + 8 * (np.int64(v < F32(0.0)) & np.int64(k > 0))
 
 
 @njit(**JIT)
