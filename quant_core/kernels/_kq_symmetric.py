@@ -17,6 +17,10 @@ from numba import njit
 
 from ._common import F32, JIT, nearest_int
 
+# Float division by zero must give C's inf/NaN instead of numba's ZeroDivisionError: extreme
+# inputs (scales that overflow to inf, then -128/inf = -0 and 1/-0) reach such divisions.
+JIT_IEEE = dict(JIT, error_model="numpy")
+
 GROUP_MAX_EPS = F32(1e-15)
 N_CANDIDATES = 19  # ggml's first fit, then the 18 tweaked inverse scales
 QX_WORK = 96  # make_qx_quants scratch: 3 x 32 lanes (inverse scales, sum w*x*l, sum w*l*l)
@@ -87,7 +91,7 @@ def _candidate_sums(n, nmax, x, x0, rmse_type, qw, w0, isc, slx, sl2):
             sl2[s] += w * l * l
 
 
-@njit(**JIT)
+@njit(**JIT_IEEE)
 def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     """ggml's make_qx_quants on ``x[x0:x0+n]``: returns the float32 scale, writes ``L[l0:l0+n]``.
 
@@ -137,7 +141,7 @@ def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     return scale
 
 
-@njit(**JIT)
+@njit(**JIT_IEEE)
 def make_q3_quants(n, nmax, x, x0, L, l0, do_rmse):
     """ggml's make_q3_quants on ``x[x0:x0+n]`` (weights x^2): returns the scale, writes L.
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
-from ._kq_symmetric import make_q3_quants, make_qx_quants, qx_work
+from ._kq_symmetric import JIT_IEEE, make_q3_quants, make_qx_quants, qx_work
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -35,7 +35,7 @@ def _store_scales(ls, out, o):
         out[o + SC_OFF + 8 + j % 4] |= np.uint8((l >> 4) << (2 * (j // 4)))
 
 
-@njit(**JIT)
+@njit(**JIT_IEEE)
 def _requantize_and_pack(x, base, d, ls, L, out, o):
     """Final codes with the fp16 super-scale, then the hmask / qs split.
 
@@ -48,21 +48,20 @@ def _requantize_and_pack(x, base, d, ls, L, out, o):
         for ii in range(16):
             k = 16 * j + ii
             L[k] = 4 + max(-4, min(3, nearest_int(x[base + k] / dg)))
-    for k in range(32):
-        out[o + k] = 0
-    for k in range(QK_K):
-        if L[k] > 3:
-            out[o + k % 32] |= np.uint8(1 << (k // 32))
-            L[k] -= 4
-    for half in range(2):
-        j = half * 128
-        for l in range(32):
-            out[o + QS_OFF + half * 32 + l] = np.uint8(
-                L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6)
+    # code c = 4*hbit + low2: hbit of element 32*m + l goes to hmask[l] bit m
+    for l in range(32):
+        h = 0
+        for m in range(8):
+            h |= (np.int64(L[32 * m + l]) >> 2) << m
+        out[o + l] = np.uint8(h)
+        for half in range(2):
+            e = 128 * half + l
+            out[o + QS_OFF + 32 * half + l] = np.uint8(
+                (L[e] & 3) | ((L[e + 32] & 3) << 2) | ((L[e + 64] & 3) << 4) | ((L[e + 96] & 3) << 6)
             )
 
 
-@njit(**JIT)
+@njit(**JIT_IEEE)
 def _block_ref(x, base, out, o, L, scales, ls):
     """quantize_row_q3_K_ref for one block."""
     max_scale = F32(0.0)
@@ -87,7 +86,7 @@ def _block_ref(x, base, out, o, L, scales, ls):
     _requantize_and_pack(x, base, d, ls, L, out, o)
 
 
-@njit(**JIT)
+@njit(**JIT_IEEE)
 def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work):
     """quantize_row_q3_K_impl for one block with importance weights."""
     sumx2 = F32(0.0)
