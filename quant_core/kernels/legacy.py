@@ -81,21 +81,14 @@ def _ref_row_q4_1(x, out):
 
 
 @njit(**JIT)
-def pack_q5(codes, out, o):
-    """Pack 32 five-bit codes (ints, only the low 5 bits used): qh (uint32 LE) then 16 nibble bytes."""
-    qh = np.int64(0)
-    for j in range(16):
-        c0 = codes[j]
-        c1 = codes[j + 16]
-        out[o + 4 + j] = np.uint8((c0 & 0x0F) | ((c1 & 0x0F) << 4))
-        qh |= ((c0 & 0x10) >> 4) << j
-        qh |= ((c1 & 0x10) >> 4) << (j + 16)
-    store_u32(out, o, qh)
+def _q5_pair(c0, c1, j, out, o):
+    """Store the low nibbles of codes j and j+16 at qs[j]; return their fifth bits placed in qh."""
+    out[o + 4 + j] = np.uint8((c0 & 0x0F) | ((c1 & 0x0F) << 4))
+    return (((c0 >> 4) & 1) << j) | (((c1 >> 4) & 1) << (j + 16))
 
 
 @njit(**JIT)
 def _ref_row_q5_0(x, out):
-    codes = np.empty(QK, dtype=np.int64)
     for b in range(x.shape[0] // QK):
         base = b * QK
         o = b * 22
@@ -103,14 +96,16 @@ def _ref_row_q5_0(x, out):
         d = vmax / F32(-16.0)
         inv = _inverse(d)
         store_fp16(out, o, d)
-        for j in range(QK):
-            codes[j] = min(31, trunc_i8(x[base + j] * inv + F32(16.5))) & 0xFF
-        pack_q5(codes, out, o + 2)
+        qh = np.int64(0)
+        for j in range(16):
+            c0 = min(31, trunc_i8(x[base + j] * inv + F32(16.5))) & 0xFF
+            c1 = min(31, trunc_i8(x[base + 16 + j] * inv + F32(16.5))) & 0xFF
+            qh |= _q5_pair(c0, c1, j, out, o + 2)
+        store_u32(out, o + 2, qh)
 
 
 @njit(**JIT)
 def _ref_row_q5_1(x, out):
-    codes = np.empty(QK, dtype=np.int64)
     for b in range(x.shape[0] // QK):
         base = b * QK
         o = b * 24
@@ -119,10 +114,13 @@ def _ref_row_q5_1(x, out):
         inv = _inverse(d)
         store_fp16(out, o, d)
         store_fp16(out, o + 2, vmin)
-        for j in range(QK):
-            # (uint8_t) of the float: same cvttss2si low byte as the int8 case
-            codes[j] = trunc_i8((x[base + j] - vmin) * inv + F32(0.5)) & 0xFF
-        pack_q5(codes, out, o + 4)
+        qh = np.int64(0)
+        for j in range(16):
+            # (uint8_t) of the float: the same cvttss2si low byte as the int8 case
+            c0 = trunc_i8((x[base + j] - vmin) * inv + F32(0.5)) & 0xFF
+            c1 = trunc_i8((x[base + 16 + j] - vmin) * inv + F32(0.5)) & 0xFF
+            qh |= _q5_pair(c0, c1, j, out, o + 4)
+        store_u32(out, o + 4, qh)
 
 
 @quantizer("Q4_0")
