@@ -1,13 +1,65 @@
-"""GUI start-up (the main window arrives with the explorer issue)."""
+"""GUI start-up: ``quant-explorer [MODEL.gguf] [--recipe FILE] [--screenshot OUT.png]``."""
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+from .resources import DEMO_MODEL
+
+SCREENSHOT_TIMEOUT_MS = 180_000
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="quant-explorer", description="Quant Explorer desktop app "
+                                "(subcommands: quantize, plan, stats, bench; see --help of each)")
+    p.add_argument("model", nargs="?", help="GGUF model to open (default: the synthetic demo model)")
+    p.add_argument("--recipe", help="recipe to apply after opening")
+    p.add_argument("--screenshot", metavar="OUT.png", help="render the window once statistics are shown, save, exit")
+    return p.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
-    print(
-        "quant-explorer: the desktop window is not built yet; "
-        "use a subcommand (see 'quant-explorer --help')",
-        file=sys.stderr,
-    )
-    return 2
+    args = _parse(argv)
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Quant Explorer")
+    app.setOrganizationName("QuantExplorer")
+    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    window = MainWindow()
+    window.show()
+    path = Path(args.model) if args.model else DEMO_MODEL
+    if not window.open_path(path):
+        if args.screenshot:
+            return 1
+    elif args.recipe:
+        window.session.load_recipe(args.recipe)
+    if args.screenshot:
+        _arm_screenshot(window, args.screenshot, app)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: app.exit(3))
+    return app.exec()
+
+
+def _arm_screenshot(window, out: str, app) -> None:
+    """Save a PNG once the first statistics are on screen (overview done), then quit."""
+    from PySide6.QtCore import QTimer
+
+    session = window.session
+
+    def ready() -> None:
+        if not session.idle:
+            QTimer.singleShot(200, ready)
+            return
+        QTimer.singleShot(300, shoot)
+
+    def shoot() -> None:
+        window.grab().save(out)
+        print(f"saved {out}")
+        app.exit(0)
+
+    QTimer.singleShot(500, ready)

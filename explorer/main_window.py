@@ -1,0 +1,241 @@
+"""The main window: composition of the panels around one session, menus, shortcuts, drops."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QWidget,
+)
+
+from .dialogs.export_dialog import ExportDialog
+from .panels.error_overview import ErrorOverview
+from .panels.inspector import Inspector
+from .panels.mix_map import MixMap
+from .panels.plan_panel import PlanPanel
+from .panels.size_panel import SizePanel
+from .panels.tensor_table import TensorTable
+from .session import ExplorerSession
+
+MAX_RECENT = 8
+GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """Quant Explorer's window. All state lives in ``self.session``."""
+
+    def __init__(self, session: ExplorerSession | None = None) -> None:
+        super().__init__()
+        self.session = session or ExplorerSession(self)
+        self.settings = QSettings("QuantExplorer", "QuantExplorer")
+        self.setWindowTitle("Quant Explorer")
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+        self._build_panels()
+        self._build_menus()
+        self._build_status_bar()
+        s = self.session
+        s.error.connect(self.show_error)
+        s.model_changed.connect(self._on_model_changed)
+        s.busy_changed.connect(self._on_busy_changed)
+        s.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
+        s.plan_changed.connect(self._update_title)
+
+    # ----- layout -----------------------------------------------------------------------
+    def _build_panels(self) -> None:
+        s = self.session
+        self.mix_map = MixMap(s)
+        self.tensor_table = TensorTable(s)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.mix_map, "Mix map")
+        self.tabs.addTab(self.tensor_table, "Tensors")
+        self.setCentralWidget(self.tabs)
+        self.plan_panel = PlanPanel(s)
+        self.inspector = Inspector(s)
+        self.size_panel = SizePanel(s)
+        self.error_overview = ErrorOverview(s)
+        self.docks = {
+            "Plan": self._dock("Plan", self.plan_panel, Qt.LeftDockWidgetArea),
+            "Inspector": self._dock("Inspector", self.inspector, Qt.RightDockWidgetArea),
+            "Size": self._dock("Size", self.size_panel, Qt.BottomDockWidgetArea),
+            "Error overview": self._dock("Error overview", self.error_overview, Qt.BottomDockWidgetArea),
+        }
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setStatusTip(tip)
+        act.setToolTip(tip or text)
+        act.triggered.connect(slot)
+        return act
+
+    def _build_menus(self) -> None:
+        s = self.session
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._action("&Open model…", self.open_dialog, QKeySequence.Open, "Open a GGUF model")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self._refresh_recent()
+        file_menu.addAction(self._action("Load &importance matrix…", self.imatrix_dialog, None,
+                                         "Load an imatrix (.dat or GGUF) made by llama-imatrix"))
+        file_menu.addAction(self._action("Drop importance matrix", lambda: s.set_imatrix(None)))
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Load recipe…", self.load_recipe_dialog, "Ctrl+L"))
+        self.save_action = self._action("&Save recipe…", self.save_recipe_dialog, QKeySequence.Save,
+                                        "Save preset, rules and per-tensor choices as JSON")
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        self.export_action = self._action("&Export GGUF…", self.export_dialog, "Ctrl+E", "Quantize and write the GGUF")
+        file_menu.addAction(self.export_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.Quit))
+
+        edit = bar.addMenu("&Edit")
+        self.undo_action = s.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
+        self.redo_action = s.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        edit.addAction(self.undo_action)
+        edit.addAction(self.redo_action)
+        edit.addSeparator()
+        self.reset_action = self._action("Reset selection to preset", lambda: s.reset_types(s.selected), None,
+                                         "Give the selected tensors the preset's type again")
+        self.reset_action.setShortcuts([QKeySequence(Qt.Key_Delete), QKeySequence(Qt.Key_Backspace)])
+        edit.addAction(self.reset_action)
+        edit.addAction(self._action("Copy llama-quantize command", self.copy_command, "Ctrl+Shift+C",
+                                    "Copy the equivalent llama-quantize command line"))
+
+        view = bar.addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&About Quant Explorer", self.about))
+
+    def _build_status_bar(self) -> None:
+        self.status_label = QLabel("Open a GGUF model (Ctrl+O) or drop one here")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(160)
+        self.progress.setRange(0, 0)
+        self.progress.setVisible(False)
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    # ----- actions ----------------------------------------------------------------------
+    def open_path(self, path: str | Path) -> bool:
+        ok = self.session.open_model(path)
+        if ok:
+            self._remember(str(Path(path).resolve()))
+        return ok
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open GGUF model", self._last_dir(), GGUF_FILTER)
+        if path:
+            self.open_path(path)
+
+    def imatrix_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load importance matrix", self._last_dir(),
+                                              "Importance matrices (*.dat *.gguf *.imatrix);;All files (*)")
+        if path:
+            self.session.set_imatrix(path)
+
+    def load_recipe_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load recipe", self._last_dir(), "Recipes (*.json)")
+        if path:
+            self.session.load_recipe(path)
+
+    def save_recipe_dialog(self) -> None:
+        if self.session.model is None:
+            return
+        default = str(self.session.model.path.with_suffix(".recipe.json"))
+        path, _ = QFileDialog.getSaveFileName(self, "Save recipe", default, "Recipes (*.json)")
+        if path and self.session.save_recipe(path):
+            self.session.undo_stack.setClean()
+            self.status_label.setText(f"Saved recipe {path}")
+
+    def export_dialog(self) -> None:
+        if self.session.model is not None:
+            ExportDialog(self.session, self).exec()
+
+    def copy_command(self) -> None:
+        if self.session.model is not None:
+            QGuiApplication.clipboard().setText(self.session.llama_command())
+            self.status_label.setText("Copied the llama-quantize command line")
+
+    def about(self) -> None:
+        QMessageBox.about(self, "About Quant Explorer",
+                          "Quant Explorer designs mixed-precision GGUF quantizations, shows their "
+                          "error and size before writing, and exports files byte-identical to "
+                          "llama.cpp's llama-quantize.")
+
+    def show_error(self, message: str) -> None:
+        self.status_label.setText(message)
+        QMessageBox.warning(self, "Quant Explorer", message)
+
+    # ----- drag and drop ----------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        for url in event.mimeData().urls():
+            self.open_dropped(url.toLocalFile())
+            break
+
+    def open_dropped(self, path: str) -> None:
+        """A dropped .json is a recipe, a .dat/.imatrix an importance matrix, anything else a model."""
+        lower = path.lower()
+        if lower.endswith(".json"):
+            self.session.load_recipe(path)
+        elif lower.endswith((".dat", ".imatrix")) or ".imatrix." in lower:
+            self.session.set_imatrix(path)
+        else:
+            self.open_path(path)
+
+    # ----- state reflected in the chrome ------------------------------------------------
+    def _on_model_changed(self) -> None:
+        m = self.session.model
+        if m is not None:
+            params = m.n_parameters / 1e6
+            self.status_label.setText(f"{m.path.name}: {m.arch}, {m.n_layer} layers, {params:.1f} M parameters")
+        self._update_title()
+
+    def _update_title(self) -> None:
+        m = self.session.model
+        name = m.path.name if m else "no model"
+        dirty = "" if self.session.undo_stack.isClean() else " *"
+        preset = f" [{self.session.state.options.preset}]" if m else ""
+        self.setWindowTitle(f"{name}{preset}{dirty} — Quant Explorer")
+
+    def _on_busy_changed(self, text: str) -> None:
+        self.progress.setVisible(bool(text))
+        if text:
+            self.status_label.setText(text + "…")
+
+    def _remember(self, path: str) -> None:
+        recent = [p for p in self.settings.value("recent", [], list) if p != path]
+        self.settings.setValue("recent", [path, *recent][:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.value("recent", [], list):
+            self.recent_menu.addAction(Path(p).name, lambda p=p: self.open_path(p)).setToolTip(p)
+        self.recent_menu.setEnabled(not self.recent_menu.isEmpty())
+
+    def _last_dir(self) -> str:
+        m = self.session.model
+        return str(m.path.parent) if m else str(Path.home())
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.session.shutdown()
+        super().closeEvent(event)

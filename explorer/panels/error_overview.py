@@ -1,0 +1,13 @@
+"""ErrorOverview (placeholder until the panel is built)."""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..session import ExplorerSession
+
+
+class ErrorOverview(QWidget):
+    def __init__(self, session: ExplorerSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        QVBoxLayout(self).addWidget(QLabel("ErrorOverview"))

@@ -1,0 +1,382 @@
+"""The one object that holds the explorer's state: model, plan inputs, plan, size, statistics.
+
+Widgets never compute: they call session methods and redraw on its signals. Every plan change
+goes through the undo stack; statistics are computed by workers, one job at a time, and a job
+whose plan or selection has changed is cancelled and its late results dropped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from quant_core.errors import QuantError
+from quant_core.evaluate import TensorEvaluation, iter_evaluate
+from quant_core.export import iter_export
+from quant_core.ftypes import file_type
+from quant_core.inspect import Inspection, iter_inspect
+from quant_core.model import MetaField, Model, open_model
+from quant_core.plan import Plan, QuantOptions, build_plan, type_problem
+from quant_core.recipe import Recipe, llama_quantize_command
+from quant_core.size import SizeReport, project_size
+
+from .workers import GeneratorWorker, JobRunner
+
+EVAL_DELAY_MS = 150
+COMPARISON_PRESETS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
+
+
+@dataclass(frozen=True)
+class PlanState:
+    """What the user decides: llama-quantize options plus explicit per-tensor types."""
+
+    options: QuantOptions
+    explicit: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def explicit_map(self) -> dict[str, str]:
+        return dict(self.explicit)
+
+
+@dataclass(frozen=True)
+class EvaluationFailure:
+    """A tensor whose statistics could not be computed (shown once, not retried)."""
+
+    name: str
+    type: str
+    message: str
+
+
+def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatrix: Any, threads: int | None):
+    """iter_evaluate tensor by tensor, turning a tensor's failure into an item instead of an end."""
+    for name in names:
+        try:
+            yield from iter_evaluate(model, plan, [name], rows, imatrix, threads)
+        except QuantError as err:
+            yield EvaluationFailure(name, plan.tensor(name).type, str(err))
+
+
+class _PlanCommand(QUndoCommand):
+    def __init__(self, session: ExplorerSession, before: PlanState, after: PlanState, text: str) -> None:
+        super().__init__(text)
+        self.session, self.before, self.after = session, before, after
+
+    def redo(self) -> None:
+        self.session._apply_state(self.after)
+
+    def undo(self) -> None:
+        self.session._apply_state(self.before)
+
+
+class ExplorerSession(QObject):
+    """State and operations of one explorer window."""
+
+    model_changed = Signal()
+    plan_changed = Signal()
+    stats_updated = Signal(list)
+    inspection_ready = Signal(object)
+    selection_changed = Signal(list)
+    imatrix_changed = Signal()
+    busy_changed = Signal(str)
+    error = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model: Model | None = None
+        self.state = PlanState(QuantOptions())
+        self.plan: Plan | None = None
+        self.size: SizeReport | None = None
+        self.preset_sizes: dict[str, int] = {}
+        self.imatrix: Any | None = None
+        self.imatrix_keys: list[MetaField] = []
+        self.selected: list[str] = []
+        self.compare_type: str | None = None
+        self.inspection: Inspection | None = None
+        self.threads: int | None = None
+        self.busy_text = ""
+        self.sample_rows = 64
+        self.undo_stack = QUndoStack(self)
+        self.runner = JobRunner(self)
+        self._evaluations: dict[tuple[str, str], TensorEvaluation] = {}
+        self._failures: dict[tuple[str, str], str] = {}
+        self._inspected: tuple | None = None
+        self._job: GeneratorWorker | None = None
+        self._generation = 0
+        self._timer = QTimer(self, singleShot=True, interval=EVAL_DELAY_MS)
+        self._timer.timeout.connect(self._schedule)
+        self.busy_changed.connect(lambda text: setattr(self, "busy_text", text))
+
+    # ----- model --------------------------------------------------------------------------
+    def open_model(self, path: str | Path) -> bool:
+        """Open a GGUF file; on failure emit ``error`` and keep the current model."""
+        try:
+            model = open_model(path)
+        except QuantError as err:
+            self.error.emit(str(err))
+            return False
+        self._cancel_job()
+        self.model = model
+        self.imatrix, self.imatrix_keys = None, []
+        self._evaluations.clear()
+        self._failures.clear()
+        self._inspected = None
+        self.selected, self.inspection = [], None
+        self.undo_stack.clear()
+        self.state = PlanState(replace(QuantOptions(), imatrix=None))
+        self._apply_state(self.state, notify=False)
+        self._update_preset_sizes()
+        self.model_changed.emit()
+        self.plan_changed.emit()
+        self.selection_changed.emit([])
+        return True
+
+    # ----- plan changes (all undoable) ----------------------------------------------------
+    def set_state(self, state: PlanState, text: str) -> bool:
+        """Validate and apply a new plan state as one undoable step."""
+        if self.model is None or state == self.state:
+            return False
+        try:
+            build_plan(self.model, state.options, state.explicit_map, has_imatrix=self.imatrix is not None)
+        except QuantError as err:
+            self.error.emit(str(err))
+            return False
+        self.undo_stack.push(_PlanCommand(self, self.state, state, text))
+        return True
+
+    def set_preset(self, preset: str) -> bool:
+        name = file_type(preset).name
+        return self.set_state(replace(self.state, options=replace(self.state.options, preset=name)), f"preset {name}")
+
+    def set_options(self, text: str, **changes: Any) -> bool:
+        return self.set_state(replace(self.state, options=replace(self.state.options, **changes)), text)
+
+    def set_rules(self, rules: tuple[tuple[str, str], ...]) -> bool:
+        return self.set_options("edit rules", tensor_types=rules)
+
+    def set_types(self, names: Iterable[str], type_name: str) -> bool:
+        """Give the named tensors an explicit type (tensors that cannot take it are skipped)."""
+        assert self.plan is not None
+        explicit = self.state.explicit_map
+        applied = 0
+        for name in names:
+            tp = self.plan.tensor(name)
+            if type_problem(tp, type_name) is None:
+                explicit[name] = type_name
+                applied += 1
+        if not applied:
+            self.error.emit(f"{type_name} cannot be used for the selected tensors")
+            return False
+        return self.set_state(replace(self.state, explicit=tuple(sorted(explicit.items()))),
+                              f"{type_name} for {applied} tensor(s)")
+
+    def reset_types(self, names: Iterable[str]) -> bool:
+        """Back to the preset's choice for the named tensors."""
+        drop = set(names)
+        explicit = tuple((n, t) for n, t in self.state.explicit if n not in drop)
+        return self.set_state(replace(self.state, explicit=explicit), "reset to preset")
+
+    def _apply_state(self, state: PlanState, notify: bool = True) -> None:
+        assert self.model is not None
+        self.state = state
+        self.plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=self.imatrix is not None)
+        self.size = project_size(self.model, self.plan, self.imatrix_keys)
+        if notify:
+            self.plan_changed.emit()
+        self._restart_evaluation()
+
+    def _update_preset_sizes(self) -> None:
+        assert self.model is not None
+        sizes = {}
+        for name in COMPARISON_PRESETS:
+            plan = build_plan(self.model, replace(self.state.options, preset=name, tensor_types=()), has_imatrix=False)
+            sizes[name] = project_size(self.model, plan, self.imatrix_keys).file_bytes
+        self.preset_sizes = sizes
+
+    # ----- imatrix and recipes ------------------------------------------------------------
+    def set_imatrix(self, path: str | None) -> bool:
+        """Load (or with None, drop) the importance matrix; it changes rules and statistics."""
+        if self.model is None:
+            return False
+        if path:
+            from quant_core.imatrix import filter_entries, load_imatrix, metadata_keys
+
+            try:
+                o = self.state.options
+                imatrix = filter_entries(load_imatrix(path), list(o.include_weights), list(o.exclude_weights))
+            except QuantError as err:
+                self.error.emit(str(err))
+                return False
+            keys = [MetaField(k, v.encode() if isinstance(v, str) else v, t) for k, v, t in metadata_keys(imatrix)]
+        else:
+            imatrix, keys = None, []
+        self.imatrix, self.imatrix_keys = imatrix, keys
+        self._evaluations.clear()
+        self._failures.clear()
+        self._inspected = None
+        self.undo_stack.clear()
+        self.state = replace(self.state, options=replace(self.state.options, imatrix=path or None))
+        self._apply_state(self.state)
+        self.imatrix_changed.emit()
+        return True
+
+    def recipe(self) -> Recipe:
+        return Recipe(self.state.options, self.state.explicit_map)
+
+    def save_recipe(self, path: str | Path) -> bool:
+        try:
+            self.recipe().save(path)
+        except OSError as err:
+            self.error.emit(f"cannot save recipe {path}: {err.strerror}")
+            return False
+        return True
+
+    def load_recipe(self, path: str | Path) -> bool:
+        try:
+            recipe = Recipe.load(path)
+        except QuantError as err:
+            self.error.emit(str(err))
+            return False
+        if recipe.options.imatrix != self.state.options.imatrix:
+            if not self.set_imatrix(recipe.options.imatrix):
+                return False
+        return self.set_state(PlanState(recipe.options, tuple(sorted(recipe.explicit.items()))), "load recipe")
+
+    def llama_command(self, output: str = "OUTPUT.gguf") -> str:
+        assert self.model is not None and self.plan is not None
+        return llama_quantize_command(self.model, self.plan, str(self.model.path), output)
+
+    # ----- selection and statistics -------------------------------------------------------
+    def select(self, names: list[str]) -> None:
+        if names == self.selected:
+            return
+        self.selected = list(names)
+        self.inspection = None
+        self.selection_changed.emit(self.selected)
+        self._restart_evaluation()
+
+    def set_compare_type(self, type_name: str | None) -> None:
+        self.compare_type = type_name or None
+        self.inspection = None
+        self._restart_evaluation()
+
+    def evaluation(self, name: str) -> TensorEvaluation | None:
+        """The best known statistics of a tensor at its planned type (None until computed)."""
+        if self.plan is None:
+            return None
+        return self._evaluations.get((name, self.plan.tensor(name).type))
+
+    def _restart_evaluation(self) -> None:
+        self._cancel_job()
+        self._timer.start()
+
+    def _cancel_job(self) -> None:
+        self._generation += 1
+        if self._job is not None:
+            self._job.cancel()
+            self._job = None
+
+    def _schedule(self) -> None:
+        """Start the next compute job: the inspector first, then the overview."""
+        if self.model is None or self.plan is None or (self._job is not None and self._job.running):
+            return
+        job = self._inspect_job()
+        key = self._inspect_key() if job is not None else None
+        job = job or self._overview_job()
+        if job is None:
+            self.busy_changed.emit("")
+            return
+        self._job = job
+        generation = self._generation
+        job.signals.yielded.connect(lambda item, g=generation: self._on_result(item, g))
+        job.signals.errored.connect(self.error.emit)
+        job.signals.finished.connect(lambda g=generation, k=key: self._on_job_finished(g, k))
+        self.runner.start(job)
+
+    def _inspect_key(self) -> tuple | None:
+        if not self.selected or self.plan is None:
+            return None
+        tp = self.plan.tensor(self.selected[0])
+        return (tp.name, tp.type, self.compare_type, id(self.imatrix)) if tp.quantizable else None
+
+    def _inspect_job(self) -> GeneratorWorker | None:
+        key = self._inspect_key()
+        if key is None or key == self._inspected:
+            return None
+        tp = self.plan.tensor(self.selected[0])  # type: ignore[union-attr]
+        values = self._imatrix_values(tp.source)
+        model, threads, compare, sample = self.model, self.threads, self.compare_type, self.sample_rows
+        self.busy_changed.emit(f"inspecting {tp.name}")
+        return GeneratorWorker(lambda: iter_inspect(model, tp.source, tp.type, compare, values, sample, threads))
+
+    def _overview_job(self) -> GeneratorWorker | None:
+        plan = self.plan
+        assert plan is not None
+        missing = [
+            tp.name for tp in plan.tensors
+            if tp.quantizable and (tp.name, tp.type) not in self._evaluations and (tp.name, tp.type) not in self._failures
+        ]
+        if not missing:
+            return None
+        model, imatrix, threads, rows = self.model, self.imatrix, self.threads, self.sample_rows
+        self.busy_changed.emit(f"measuring error of {len(missing)} tensor(s)")
+        return GeneratorWorker(lambda: _evaluate_each(model, plan, missing, rows, imatrix, threads))
+
+    def _imatrix_values(self, t: Any) -> Any:
+        if self.imatrix is None:
+            return None
+        from quant_core.imatrix import values_for_tensor
+
+        n_expert = t.shape[2] if len(t.shape) > 2 else 1
+        try:
+            return values_for_tensor(self.imatrix, t.name, t.n_per_row, n_expert)
+        except QuantError:
+            return None
+
+    def _on_result(self, item: object, generation: int) -> None:
+        if generation != self._generation:
+            return  # stale: the plan or the selection changed since the job started
+        if isinstance(item, Inspection):
+            self.inspection = item
+            self.inspection_ready.emit(item)
+        elif isinstance(item, TensorEvaluation):
+            self._evaluations[(item.name, item.type)] = item
+            self.stats_updated.emit([item.name])
+        elif isinstance(item, EvaluationFailure):
+            self._failures[(item.name, item.type)] = item.message
+            self.error.emit(item.message)
+
+    def _on_job_finished(self, generation: int, inspect_key: tuple | None = None) -> None:
+        if generation == self._generation:
+            self._job = None
+            if inspect_key is not None:
+                self._inspected = inspect_key
+        QTimer.singleShot(0, self._schedule)
+
+    # ----- export -------------------------------------------------------------------------
+    def export_worker(self, path: str | Path, threads: int | None = None) -> GeneratorWorker:
+        """A worker writing the current plan to ``path`` (start it with :meth:`start_export`)."""
+        assert self.model is not None and self.plan is not None
+        model, plan, imatrix, keys = self.model, self.plan, self.imatrix, self.imatrix_keys
+        return GeneratorWorker(lambda: iter_export(model, plan, path, imatrix, threads, keys))
+
+    def start_export(self, worker: GeneratorWorker) -> None:
+        """Pause statistics and run the export job (statistics resume when it finishes)."""
+        self._cancel_job()
+        self._timer.stop()
+        self._job = worker
+        worker.signals.finished.connect(lambda: (setattr(self, "_job", None), self._timer.start()))
+        self.runner.start(worker)
+
+    @property
+    def idle(self) -> bool:
+        """No statistics pending: every job done and none scheduled."""
+        return self._job is None and not self._timer.isActive() and not self.busy_text
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self._cancel_job()
+        self.runner.cancel_all()
+        self.runner.wait(10000)

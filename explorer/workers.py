@@ -1,0 +1,99 @@
+"""Run quant_core generators off the GUI thread, one job at a time, with cooperative cancel.
+
+A :class:`GeneratorWorker` pulls items from a plain generator in a pool thread and hands each
+one to the GUI thread through a queued signal. Cancelling only sets a flag: the worker stops
+between two items and closes the generator (whose ``finally`` cleans up, e.g. a partial file).
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable, Iterator
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from quant_core.errors import QuantError
+
+
+class WorkerSignals(QObject):
+    """Signals of one worker (a QRunnable cannot own signals itself)."""
+
+    yielded = Signal(object)
+    errored = Signal(str)
+    finished = Signal()
+    cancelled = Signal()
+
+
+class GeneratorWorker(QRunnable):
+    """Iterate ``factory()`` in a pool thread; emit every item; stop early when cancelled."""
+
+    def __init__(self, factory: Callable[[], Iterator[Any]], tag: Any = None) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.factory = factory
+        self.tag = tag
+        self.signals = WorkerSignals()
+        self._abort = False
+        self.running = False
+
+    def cancel(self) -> None:
+        """Ask the worker to stop after the current item."""
+        self._abort = True
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._abort
+
+    def run(self) -> None:  # runs in the pool thread
+        self.running = True
+        gen = None
+        try:
+            gen = self.factory()
+            for item in gen:
+                if self._abort:
+                    break
+                self.signals.yielded.emit(item)
+        except QuantError as err:
+            self.signals.errored.emit(str(err))
+        except MemoryError:
+            self.signals.errored.emit("out of memory")
+        except Exception as err:  # noqa: BLE001  a bug must not kill the app: report it in one line
+            traceback.print_exc()
+            self.signals.errored.emit(f"unexpected error: {type(err).__name__}: {err}")
+        finally:
+            if gen is not None:
+                try:
+                    gen.close()
+                except Exception:  # noqa: BLE001
+                    traceback.print_exc()
+            self.running = False
+            if self._abort:
+                self.signals.cancelled.emit()
+            self.signals.finished.emit()
+
+
+class JobRunner(QObject):
+    """A single-thread pool: numba's parallel kernels must be launched from one thread at a time."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self._workers: set[GeneratorWorker] = set()
+
+    def start(self, worker: GeneratorWorker) -> GeneratorWorker:
+        self._workers.add(worker)
+        worker.signals.finished.connect(lambda w=worker: self._workers.discard(w))
+        self.pool.start(worker)
+        return worker
+
+    def cancel_all(self) -> None:
+        for w in list(self._workers):
+            w.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until every job has finished (tests and shutdown)."""
+        return self.pool.waitForDone(msecs)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._workers)
