@@ -9,12 +9,12 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, store_fp16
+from .registry import dequantizer, quantizer
 
 QK_K = 256
 TQ1_BYTES = 54
 TQ2_BYTES = 66
-
-from .registry import dequantizer, quantizer  # noqa: E402
+POW3 = np.array([1, 3, 9, 27, 81], dtype=np.int64)
 
 
 @njit(**JIT)
@@ -22,10 +22,10 @@ def lround_trit(v):
     """``lroundf(v) + 1`` truncated to int as ggml does (NaN/inf: lroundf's LONG_MIN gives 1)."""
     if not (v > F32(-4194304.0) and v < F32(4194304.0)):
         return 1
-    t = np.trunc(v)
-    if np.abs(v - t) >= F32(0.5):
-        t += F32(1.0) if v > 0 else F32(-1.0)
-    return np.int64(t) + 1
+    t = np.int64(v)  # truncation toward zero
+    # branch-free half-away-from-zero step (the sign of v is unpredictable)
+    up = np.int64(np.abs(v - F32(t)) >= F32(0.5))
+    return t + up * (np.int64(v > F32(0.0)) * 2 - 1) + 1
 
 
 @njit(**JIT)
@@ -106,7 +106,7 @@ def quantize_tq2_0(x, qw):
 @njit(**JIT)
 def _trit(byte, n):
     """Trit n of a TQ1_0 byte: ((uint8)(byte * 3^n) * 3) >> 8."""
-    return ((((np.int64(byte) * 3**n) & 0xFF) * 3) >> 8)
+    return (((np.int64(byte) * POW3[n]) & 0xFF) * 3) >> 8
 
 
 @dequantizer("TQ1_0")
