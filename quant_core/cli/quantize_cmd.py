@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 from ..errors import QuantError
@@ -66,11 +67,13 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty()
     start = time.perf_counter()
     last = 0.0
-    for p in iter_export(model, plan, out, imatrix=imatrix, threads=threads, imatrix_keys=keys):
-        now = time.perf_counter()
-        if tty and (p.done or now - last > 0.1):
-            print(_progress_line(p), end="", file=sys.stderr, flush=True)
-            last = now
+    # closing() removes the partial file at once on Ctrl+C, not whenever the generator is collected
+    with closing(iter_export(model, plan, out, imatrix=imatrix, threads=threads, imatrix_keys=keys)) as progress:
+        for p in progress:
+            now = time.perf_counter()
+            if tty and (p.done or now - last > 0.1):
+                print(_progress_line(p), end="", file=sys.stderr, flush=True)
+                last = now
     if tty:
         print(file=sys.stderr)
     elapsed = time.perf_counter() - start
