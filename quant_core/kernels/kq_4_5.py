@@ -11,7 +11,9 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
-from ._kq_affine import make_qkx2_quants, make_qkx3_quants, make_qp_quants
+from ._kq_affine import make_qp_quants
+from ._kq_affine_batch import (
+    JIT_NP, affine_search_batch, new_scratch, transpose_groups, untranspose_codes)
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -43,67 +45,73 @@ def _pack_scale_min(out, o, j, ls, lm):
         out[o + j] |= (lm >> 4) << 6
 
 
-@njit(**JIT)
-def _fit_groups_ref(xb, nmax, rmin, nstep, L, Laux, w, scales, mins):
-    """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x|."""
+@njit(**JIT_NP)
+def _fit_groups_ref(xb, nmax, rmin, nstep, s):
+    """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x| (8 groups at once)."""
+    transpose_groups(xb, 0, 32, 8, s.xt)
     for j in range(8):
-        xg = xb[32 * j:32 * j + 32]
-        sum_x2 = F32(0.0)
-        for l in range(32):
-            sum_x2 += xg[l] * xg[l]
-        av_x = np.sqrt(sum_x2 / F32(32.0))
-        for l in range(32):
-            w[l] = av_x + np.abs(xg[l])
-        scales[j], mins[j] = make_qkx2_quants(
-            xg, w, L[32 * j:32 * j + 32], Laux, nmax, rmin, F32(0.1), nstep, False)
+        s.sw[j] = F32(0.0)  # here: the group's sum of x^2, then av_x
+    for i in range(32):
+        for j in range(8):
+            s.sw[j] += s.xt[i, j] * s.xt[i, j]
+    for j in range(8):
+        s.sw[j] = np.sqrt(s.sw[j] / F32(32.0))
+    for i in range(32):
+        for j in range(8):
+            s.wt[i, j] = s.sw[j] + np.abs(s.xt[i, j])
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, rmin, F32(0.1), nstep, False, False,
+                        s.scales, s.mins, s.st)
+    untranspose_codes(s)
 
 
-@njit(**JIT)
-def _scales_ref(scales, mins, out, o):
+@njit(**JIT_NP)
+def _scales_ref(s, out, o):
     """_ref stage 2: 6-bit scales/mins relative to their maxima; stores d, dmin, scales."""
     max_scale = F32(0.0)
     max_min = F32(0.0)
     for j in range(8):
-        if scales[j] > max_scale:
-            max_scale = scales[j]
-        if mins[j] > max_min:
-            max_min = mins[j]
+        if s.scales[j] > max_scale:
+            max_scale = s.scales[j]
+        if s.mins[j] > max_min:
+            max_min = s.mins[j]
     inv_scale = F32(63.0) / max_scale if max_scale > F32(0.0) else F32(0.0)
     inv_min = F32(63.0) / max_min if max_min > F32(0.0) else F32(0.0)
     for j in range(8):
-        ls = min(63, nearest_int(inv_scale * scales[j]) & 0xFF)
-        lm = min(63, nearest_int(inv_min * mins[j]) & 0xFF)
+        ls = min(63, nearest_int(inv_scale * s.scales[j]) & 0xFF)
+        lm = min(63, nearest_int(inv_min * s.mins[j]) & 0xFF)
         _pack_scale_min(out, o + 4, j, ls, lm)
     store_fp16(out, o, max_scale / F32(63.0))
     store_fp16(out, o + 2, max_min / F32(63.0))
 
 
-@njit(**JIT)
-def _fit_groups_imat(xb, qwb, nmax, L, Laux, w, scales, mins, sw):
+@njit(**JIT_NP)
+def _fit_groups_imat(xb, qwb, nmax, s):
     """Imatrix stage 1: make_qkx3_quants per group with weights qw*sqrt(sigma2 + x^2)."""
     sum_x2 = F32(0.0)
     for l in range(QK_K):
         sum_x2 += xb[l] * xb[l]
     sigma2 = F32(2.0) * sum_x2 / F32(QK_K)
+    transpose_groups(xb, 0, 32, 8, s.xt)
     for j in range(8):
-        xg = xb[32 * j:32 * j + 32]
-        sumw = F32(0.0)
-        for l in range(32):
-            w[l] = qwb[32 * j + l] * np.sqrt(sigma2 + xg[l] * xg[l])
-            sumw += w[l]
-        sw[j] = sumw
-        scales[j], mins[j] = make_qkx3_quants(
-            xg, w, L[32 * j:32 * j + 32], Laux, nmax, F32(-0.9), F32(0.05), 36, False)
+        s.sw[j] = F32(0.0)
+    for i in range(32):
+        for j in range(8):
+            w = qwb[32 * j + i] * np.sqrt(sigma2 + s.xt[i, j] * s.xt[i, j])
+            s.wt[i, j] = w
+            s.sw[j] += w
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, F32(-0.9), F32(0.05), 36, False, True,
+                        s.scales, s.mins, s.st)
+    untranspose_codes(s)
 
 
-@njit(**JIT)
-def _scales_imat(scales, mins, sw, Ls, Lm, clamp63, out, o):
+@njit(**JIT_NP)
+def _scales_imat(s, clamp63, out, o):
     """Imatrix stage 2: make_qp_quants(8, 63) on scales and mins; stores d, dmin, scales."""
-    d_block = make_qp_quants(scales, sw, Ls, 63)
-    m_block = make_qp_quants(mins, sw, Lm, 63)
+    d_block = make_qp_quants(s.scales, s.sw, s.Ls, 63)
+    m_block = make_qp_quants(s.mins, s.sw, s.Lm, 63)
     for j in range(8):
-        ls = np.int64(Ls[j])
-        lm = np.int64(Lm[j])
+        ls = np.int64(s.Ls[j])
+        lm = np.int64(s.Lm[j])
         if clamp63:  # Q5_K clamps again, Q4_K does not
             ls = min(63, ls)
             lm = min(63, lm)
@@ -112,7 +120,7 @@ def _scales_imat(scales, mins, sw, Ls, Lm, clamp63, out, o):
     store_fp16(out, o + 2, m_block)
 
 
-@njit(**JIT)
+@njit(**JIT_NP)
 def _requantize(xb, nmax, L, out, o):
     """Recompute the codes of every group whose fp16 d * scale is non-zero."""
     d_all = load_fp16(out, o)
@@ -151,32 +159,23 @@ def _store_codes(L, five_bits, out, o):
             out[qs + 32 * c + l] = lo | (hi << 4)
 
 
-@njit(**JIT)
+@njit(**JIT_NP)
 def _quantize_row(x, qw, out, five_bits):
     nmax = 31 if five_bits else 15
     block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
-    has_qw = qw.shape[0] > 0
-    L = np.empty(QK_K, dtype=np.uint8)
-    Laux = np.empty(32, dtype=np.uint8)
-    w = np.empty(32, dtype=np.float32)
-    scales = np.empty(8, dtype=np.float32)
-    mins = np.empty(8, dtype=np.float32)
-    sw = np.empty(8, dtype=np.float32)
-    Ls = np.empty(8, dtype=np.uint8)
-    Lm = np.empty(8, dtype=np.uint8)
+    s = new_scratch(32, 8)
     for b in range(x.shape[0] // QK_K):
         xb = x[b * QK_K:(b + 1) * QK_K]
         o = b * block_bytes
-        if has_qw:
-            _fit_groups_imat(xb, qw[b * QK_K:(b + 1) * QK_K], nmax, L, Laux, w, scales, mins, sw)
-            _scales_imat(scales, mins, sw, Ls, Lm, five_bits, out, o)
+        if qw.shape[0] > 0:
+            _fit_groups_imat(xb, qw[b * QK_K:(b + 1) * QK_K], nmax, s)
+            _scales_imat(s, five_bits, out, o)
         else:
             rmin = F32(-0.5) if five_bits else F32(-1.0)
-            nstep = 15 if five_bits else 20
-            _fit_groups_ref(xb, nmax, rmin, nstep, L, Laux, w, scales, mins)
-            _scales_ref(scales, mins, out, o)
-        _requantize(xb, nmax, L, out, o)
-        _store_codes(L, five_bits, out, o)
+            _fit_groups_ref(xb, nmax, rmin, 15 if five_bits else 20, s)
+            _scales_ref(s, out, o)
+        _requantize(xb, nmax, s.L, out, o)
+        _store_codes(s.L, five_bits, out, o)
 
 
 @quantizer("Q4_K")

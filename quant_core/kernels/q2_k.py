@@ -12,7 +12,9 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
-from ._kq_affine import make_qkx2_quants, make_qkx3_quants, make_qp_quants
+from ._kq_affine import make_qp_quants
+from ._kq_affine_batch import (
+    JIT_NP, affine_search_batch, new_scratch, transpose_groups, untranspose_codes)
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -20,26 +22,27 @@ BLOCK_BYTES = 84
 D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
 
 
-@njit(**JIT)
-def _stage_ref(xb, L, Laux, w, scales, mins, out, o):
+@njit(**JIT_NP)
+def _stage_ref(xb, s, out, o):
     """_ref path: make_qkx2_quants per group, then 4-bit scales/mins against their maxima."""
+    transpose_groups(xb, 0, 16, 16, s.xt)
+    for i in range(16):
+        for j in range(16):
+            s.wt[i, j] = np.abs(s.xt[i, j])
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, 3, F32(-0.5), F32(0.1), 15, True, False,
+                        s.scales, s.mins, s.st)
+    untranspose_codes(s)
     max_scale = F32(0.0)
     max_min = F32(0.0)
     for j in range(16):
-        xg = xb[16 * j:16 * j + 16]
-        for l in range(16):
-            w[l] = np.abs(xg[l])
-        s, m = make_qkx2_quants(xg, w, L[16 * j:16 * j + 16], Laux, 3, F32(-0.5), F32(0.1), 15, True)
-        scales[j] = s
-        mins[j] = m
-        if s > max_scale:
-            max_scale = s
-        if m > max_min:
-            max_min = m
+        if s.scales[j] > max_scale:
+            max_scale = s.scales[j]
+        if s.mins[j] > max_min:
+            max_min = s.mins[j]
     if max_scale > F32(0.0):
         iscale = F32(15.0) / max_scale
         for j in range(16):
-            out[o + j] = nearest_int(iscale * scales[j]) & 0xFF
+            out[o + j] = nearest_int(iscale * s.scales[j]) & 0xFF
         store_fp16(out, o + D_OFFSET, max_scale / F32(15.0))
     else:
         for j in range(16):
@@ -48,38 +51,39 @@ def _stage_ref(xb, L, Laux, w, scales, mins, out, o):
     if max_min > F32(0.0):
         iscale = F32(15.0) / max_min
         for j in range(16):
-            out[o + j] |= (nearest_int(iscale * mins[j]) << 4) & 0xFF
+            out[o + j] |= (nearest_int(iscale * s.mins[j]) << 4) & 0xFF
         store_fp16(out, o + D_OFFSET + 2, max_min / F32(15.0))
     else:
         store_fp16(out, o + D_OFFSET + 2, F32(0.0))
 
 
-@njit(**JIT)
-def _stage_imat(xb, qwb, L, Laux, w, scales, mins, sw, Ls, Lm, out, o):
+@njit(**JIT_NP)
+def _stage_imat(xb, qwb, s, out, o):
     """Imatrix path: make_qkx3_quants per group, make_qp_quants(16, 15) on scales and mins."""
     sumx2 = F32(0.0)
     for l in range(QK_K):
         sumx2 += xb[l] * xb[l]
     sigma2 = sumx2 / F32(QK_K)
+    transpose_groups(xb, 0, 16, 16, s.xt)
     for j in range(16):
-        xg = xb[16 * j:16 * j + 16]
-        s = F32(0.0)
-        for l in range(16):
-            w[l] = qwb[16 * j + l] * np.sqrt(sigma2 + xg[l] * xg[l])
-            s += w[l]
-        sw[j] = s
-        sc, mn = make_qkx3_quants(xg, w, L[16 * j:16 * j + 16], Laux, 3, F32(-0.9), F32(0.05), 36, False)
-        scales[j] = sc
-        mins[j] = mn
-    dm = make_qp_quants(scales, sw, Ls, 15)
-    mm = make_qp_quants(mins, sw, Lm, 15)
+        s.sw[j] = F32(0.0)
+    for i in range(16):
+        for j in range(16):
+            w = qwb[16 * j + i] * np.sqrt(sigma2 + s.xt[i, j] * s.xt[i, j])
+            s.wt[i, j] = w
+            s.sw[j] += w
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, 3, F32(-0.9), F32(0.05), 36, False, True,
+                        s.scales, s.mins, s.st)
+    untranspose_codes(s)
+    dm = make_qp_quants(s.scales, s.sw, s.Ls, 15)
+    mm = make_qp_quants(s.mins, s.sw, s.Lm, 15)
     store_fp16(out, o + D_OFFSET, dm)
     store_fp16(out, o + D_OFFSET + 2, mm)
     for j in range(16):
-        out[o + j] = (np.int64(Ls[j]) | (np.int64(Lm[j]) << 4)) & 0xFF
+        out[o + j] = (np.int64(s.Ls[j]) | (np.int64(s.Lm[j]) << 4)) & 0xFF
 
 
-@njit(**JIT)
+@njit(**JIT_NP)
 def _requantize_and_store(xb, L, out, o):
     """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
     d_all = load_fp16(out, o + D_OFFSET)
@@ -100,25 +104,17 @@ def _requantize_and_store(xb, L, out, o):
             out[o + 16 + 32 * h + l] = v & 0xFF
 
 
-@njit(**JIT)
+@njit(**JIT_NP)
 def _quantize_row(x, qw, out):
-    has_qw = qw.shape[0] > 0
-    L = np.empty(QK_K, dtype=np.uint8)
-    Laux = np.empty(16, dtype=np.uint8)
-    w = np.empty(16, dtype=np.float32)
-    scales = np.empty(16, dtype=np.float32)
-    mins = np.empty(16, dtype=np.float32)
-    sw = np.empty(16, dtype=np.float32)
-    Ls = np.empty(16, dtype=np.uint8)
-    Lm = np.empty(16, dtype=np.uint8)
+    s = new_scratch(16, 16)
     for b in range(x.shape[0] // QK_K):
         xb = x[b * QK_K:(b + 1) * QK_K]
         o = b * BLOCK_BYTES
-        if has_qw:
-            _stage_imat(xb, qw[b * QK_K:(b + 1) * QK_K], L, Laux, w, scales, mins, sw, Ls, Lm, out, o)
+        if qw.shape[0] > 0:
+            _stage_imat(xb, qw[b * QK_K:(b + 1) * QK_K], s, out, o)
         else:
-            _stage_ref(xb, L, Laux, w, scales, mins, out, o)
-        _requantize_and_store(xb, L, out, o)
+            _stage_ref(xb, s, out, o)
+        _requantize_and_store(xb, s.L, out, o)
 
 
 @quantizer("Q2_K")
