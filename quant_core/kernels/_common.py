@@ -15,8 +15,10 @@ from numba.extending import intrinsic
 F32 = np.float32
 
 # Options shared by every kernel: cached on disk, GIL released, no fastmath (bit-exactness).
-JIT = dict(cache=True, nogil=True)
-JIT_PARALLEL = dict(cache=True, nogil=True, parallel=True)
+# error_model="numpy": a float division by zero gives inf/nan as in C instead of raising
+# (inside prange a raised error would silently leave a row unwritten).
+JIT = dict(cache=True, nogil=True, error_model="numpy")
+JIT_PARALLEL = dict(cache=True, nogil=True, parallel=True, error_model="numpy")
 
 
 @intrinsic
@@ -172,7 +174,7 @@ NO_IMATRIX = np.zeros(0, dtype=np.float32)
 """What kernels receive instead of ``None``: one signature, ``qw.shape[0] == 0`` means absent."""
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(**JIT_PARALLEL)
 def first_nonfinite(x):
     """Flat index of the first NaN/inf in a 2-D float32 array, or -1 when all are finite."""
     rows, cols = x.shape
