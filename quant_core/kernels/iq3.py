@@ -338,12 +338,12 @@ def _dequantize_iq3_s(q, n_per_row, values):
                 s = (np.int64(q[r, o + 106 + ib // 2]) >> (4 * (ib % 2))) & 15
                 db = d * F32(1 + 2 * s)
                 qh = np.int64(q[r, o + 66 + ib])
-                for j in range(32):
-                    k = j // 4
+                for k in range(8):
                     g = np.int64(q[r, o + 2 + 8 * ib + k]) | (((qh >> k) & 1) << 8)
-                    v = db * values[g, j % 4]
-                    neg = (q[r, o + 74 + 4 * ib + j // 8] >> (j % 8)) & 1
-                    out[r, ibl * QK_K + 32 * ib + j] = -v if neg else v
+                    signs = np.int64(q[r, o + 74 + 4 * ib + k // 2]) >> (4 * (k % 2))
+                    for i in range(4):
+                        v = db * values[g, i]
+                        out[r, ibl * QK_K + 32 * ib + 4 * k + i] = -v if (signs >> i) & 1 else v
     return out
 
 

@@ -72,3 +72,16 @@ def test_threads_do_not_change_bytes_and_round_trip_is_close(type_name: str) -> 
         assert np.array_equal(one, quantize(x, type_name, imatrix=imatrix, threads=2))
     y = dequantize(quantize(x, type_name), type_name, 512)
     assert np.linalg.norm(y - x) / np.linalg.norm(x) < 0.25
+
+
+@pytest.mark.parametrize("type_name,block_bytes", [("IQ3_XXS", 98), ("IQ3_S", 110)])
+def test_dequantize_random_blocks_like_gguf(type_name: str, block_bytes: int) -> None:
+    import gguf
+
+    rng = np.random.default_rng(7)
+    q = rng.integers(0, 256, size=(8, 4 * block_bytes), dtype=np.uint8)
+    d = rng.normal(0, 0.01, size=(8, 4)).astype(np.float16).view(np.uint8).reshape(8, 4, 2)
+    q.reshape(8, 4, block_bytes)[:, :, :2] = d
+    want = gguf.dequantize(q, getattr(gguf.GGMLQuantizationType, type_name)).reshape(8, -1)
+    got = dequantize(q, type_name, 1024)
+    assert np.array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32))
