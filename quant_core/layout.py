@@ -106,6 +106,8 @@ def _value_bytes(value: object, vtype: GGUFValueType, sub_type: GGUFValueType | 
     if vtype == GGUFValueType.STRING:
         return 8 + len(value if isinstance(value, bytes) else str(value).encode())
     assert vtype == GGUFValueType.ARRAY and sub_type is not None
+    if hasattr(value, "serialized_size"):
+        return 12 + value.serialized_size()
     items = list(value)  # type: ignore[call-overload]
     if sub_type in _SCALAR_BYTES:
         return 12 + len(items) * _SCALAR_BYTES[sub_type]

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
+from gguf import GGMLQuantizationType, GGUFReader
 
 from .errors import QuantError
 from .kernels import DEQUANTIZERS
 from .quantize import dequantize
+from .reader import HeaderReader, MetaField
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
@@ -81,16 +82,6 @@ class TensorInfo:
     @property
     def n_rows(self) -> int:
         return self.n_elements // self.shape[0]
-
-
-@dataclass(frozen=True)
-class MetaField:
-    """One metadata key/value pair, ready to be written back unchanged."""
-
-    key: str
-    value: Any
-    vtype: GGUFValueType
-    sub_type: GGUFValueType | None = None
 
 
 @dataclass
@@ -169,7 +160,7 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     if magic != b"GGUF":
         raise ModelError(f"{p.name} is not a GGUF file")
     try:
-        reader = GGUFReader(p, "r")
+        reader = HeaderReader(p, "r")
     except ValueError as err:
         raise ModelError(f"{p.name}: {_reader_error(err)}") from None
     except (IndexError, OverflowError, TypeError, UnicodeDecodeError, MemoryError):
@@ -205,26 +196,8 @@ def _tensor_info(rt: Any) -> TensorInfo:
     )
 
 
-def _metadata(reader: GGUFReader) -> list[MetaField]:
-    fields = []
-    for key, f in reader.fields.items():
-        if key.startswith("GGUF."):
-            continue
-        main = f.types[0]
-        if main == GGUFValueType.ARRAY:
-            sub = f.types[-1]
-            if len(f.types) > 2:
-                raise ModelError(f"metadata key {key} is a nested array, which is not supported")
-            if sub == GGUFValueType.STRING:
-                value: Any = [bytes(f.parts[i]) for i in f.data]
-            else:
-                value = [x for i in f.data for x in f.parts[i].tolist()]
-            fields.append(MetaField(key, value, main, sub))
-        elif main == GGUFValueType.STRING:
-            fields.append(MetaField(key, bytes(f.parts[-1]), main))
-        else:
-            fields.append(MetaField(key, f.parts[-1].tolist()[0], main))
-    return fields
+def _metadata(reader: HeaderReader) -> list[MetaField]:
+    return list(reader.meta_fields)
 
 
 def _as_int(value: Any, default: int) -> int:
