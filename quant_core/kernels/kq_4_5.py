@@ -206,17 +206,22 @@ def _dequantize_row(q, y, five_bits):
         d = load_fp16(q, o)
         dmin = load_fp16(q, o + 2)
         qs = o + 16 + (32 if five_bits else 0)
-        for j in range(8):
-            sc, m = get_scale_min_k4(j, q, o + 4)
-            dl = d * F32(sc)
-            ml = dmin * F32(m)
-            shift = 4 * (j & 1)
-            base = qs + 32 * (j >> 1)
+        for c in range(4):  # 64-chunk c: groups 2c (low nibbles) and 2c+1 (high nibbles)
+            sc1, m1 = get_scale_min_k4(2 * c, q, o + 4)
+            sc2, m2 = get_scale_min_k4(2 * c + 1, q, o + 4)
+            d1, dm1 = d * F32(sc1), dmin * F32(m1)
+            d2, dm2 = d * F32(sc2), dmin * F32(m2)
+            y0 = b * QK_K + 64 * c
             for l in range(32):
-                v = (np.int64(q[base + l]) >> shift) & 0xF
+                byte = np.int64(q[qs + 32 * c + l])
+                lo = byte & 0xF
+                hi = byte >> 4
                 if five_bits:
-                    v |= ((np.int64(q[o + 16 + l]) >> j) & 1) << 4
-                y[b * QK_K + 32 * j + l] = dl * F32(v) - ml
+                    h = np.int64(q[o + 16 + l]) >> (2 * c)
+                    lo |= (h & 1) << 4
+                    hi |= (h & 2) << 3
+                y[y0 + l] = d1 * F32(lo) - dm1
+                y[y0 + 32 + l] = d2 * F32(hi) - dm2
 
 
 @dequantizer("Q4_K")
