@@ -11,10 +11,12 @@ import numpy as np
 from numba import njit
 
 from ._common import F32, JIT, store_fp16, store_u32
-from ._kq_affine import make_qkx3_quants
+from ._kq_affine import JIT_NP
+from ._kq_affine_batch import affine_search_batch, new_scratch, transpose_groups
 from ._kq_symmetric import make_qx_quants, qx_work
 
 QK = 32
+BATCH = 8  # blocks searched side by side by the imatrix Q4_1 / Q5_1 path
 
 
 @njit(**JIT)
@@ -82,24 +84,42 @@ def imat_row_q5_0(x, qw, out):
         _pack_q5(L, out, b * 22 + 2)
 
 
-@njit(**JIT)
-def _affine_row(x, qw, out, nmax, block_bytes):
-    """Q4_1 (nmax 15) or Q5_1 (nmax 31) row: fp16 d = scale, fp16 m = min (<= 0), then codes."""
-    sigma2 = row_sigma2(x)
-    w = np.empty(QK, dtype=np.float32)
-    L = np.empty(QK, dtype=np.uint8)
-    Laux = np.empty(QK, dtype=np.uint8)
-    for b in range(x.shape[0] // QK):
-        base = b * QK
-        o = b * block_bytes
-        block_weights(x, qw, base, sigma2, w)
-        d, the_min = make_qkx3_quants(x[base:base + QK], w, L, Laux, nmax, -0.9, 0.05, 36, False)
-        store_fp16(out, o, d)
-        store_fp16(out, o + 2, -the_min)
+@njit(**JIT_NP)
+def _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out):
+    """make_qkx3_quants on the G blocks starting at block ``b0``, side by side; store them."""
+    G = sc.xt.shape[1]
+    transpose_groups(x, b0 * QK, QK, G, sc.xt)
+    for i in range(QK):
+        for g in range(G):
+            v = sc.xt[i, g]
+            sc.wt[i, g] = qw[(b0 + g) * QK + i] * np.sqrt(sigma2 + v * v)
+    affine_search_batch(sc.xt, sc.wt, sc.Lt, sc.Laux, nmax, F32(-0.9), F32(0.05), 36, False, True,
+                        sc.scales, sc.mins, sc.st)
+    for g in range(G):
+        o = (b0 + g) * block_bytes
+        store_fp16(out, o, sc.scales[g])
+        store_fp16(out, o + 2, -sc.mins[g])
         if nmax == 15:
-            _pack_nibbles(L, out, o + 4)
+            _pack_nibbles(sc.Lt[:, g], out, o + 4)
         else:
-            _pack_q5(L, out, o + 4)
+            _pack_q5(sc.Lt[:, g], out, o + 4)
+
+
+@njit(**JIT_NP)
+def _affine_row(x, qw, out, nmax, block_bytes):
+    """Q4_1 (nmax 15) or Q5_1 (nmax 31) row: fp16 d = scale, fp16 m = min (<= 0), then codes.
+
+    Blocks are independent, so they are searched BATCH at a time in lockstep (same bytes).
+    """
+    sigma2 = row_sigma2(x)
+    nb = x.shape[0] // QK
+    full = nb - nb % BATCH
+    if full > 0:
+        sc = new_scratch(QK, BATCH)
+        for b0 in range(0, full, BATCH):
+            _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out)
+    if full < nb:
+        _affine_blocks(x, qw, full, sigma2, nmax, block_bytes, new_scratch(QK, nb - full), out)
 
 
 @njit(**JIT)
