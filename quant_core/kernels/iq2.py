@@ -32,7 +32,7 @@ GROUP_MAX_EPS_IQ2_S = F32(1e-8)
 SKIPPED = F32(-1.0)  # sub-block scale marker: ggml skipped the block (its codes and signs stay 0)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _xxs_block(x, xb, qw, sigma2, signs, Lq, buf, tabs):
     """Scale of the IQ2_XXS 32-block at ``xb`` (SKIPPED if degenerate); fills L and the signs."""
     if prepare(x, xb, 32, qw, sigma2, True, signs, buf) < GROUP_MAX_EPS:
@@ -52,7 +52,7 @@ def _xxs_block(x, xb, qw, sigma2, signs, Lq, buf, tabs):
     return scale
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _block16(x, xb, qw, sigma2, parity, eps, signs, buf, tabs):
     """Scale of an IQ2_XS (parity) / IQ2_S 16-block at ``xb`` (SKIPPED if degenerate)."""
     buf[3][:] = 0
@@ -179,13 +179,13 @@ def quantize_iq2_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     return _quantize_rows(x, qw, _search_tables("IQ2_S"), 2)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _signed(value, signs, j):
     """value·(−1 if bit j of the sign byte is set else +1), multiplied as ggml and gguf-py do."""
     return value * (F32(-1.0) if (signs >> j) & 1 else F32(1.0))
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _parity_signs(s7):
     """ksigns_iq2xs: the 7 stored sign bits plus an 8th that makes the count even."""
     p = 0
@@ -194,7 +194,7 @@ def _parity_signs(s7):
     return s7 | (p << 7)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _group_out(y, pos, db, values, g, signs):
     for j in range(8):
         y[pos + j] = _signed(db * values[g, j], signs, j)
