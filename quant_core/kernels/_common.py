@@ -174,19 +174,38 @@ NO_IMATRIX = np.zeros(0, dtype=np.float32)
 """What kernels receive instead of ``None``: one signature, ``qw.shape[0] == 0`` means absent."""
 
 
-@njit(**JIT_PARALLEL)
+@njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc"})
+def _row_poison(x):
+    """Per row, sum(x * 0): NaN exactly when the row holds a NaN or an infinity.
+
+    Only re-association is allowed (so the reduction vectorises); the value is 0 or NaN
+    whatever the order, so this fast-math flag cannot change the answer.
+    """
+    rows, cols = x.shape
+    out = np.zeros(rows, dtype=np.float32)
+    for r in prange(rows):
+        acc = F32(0.0)
+        for c in range(cols):
+            acc += x[r, c] * F32(0.0)
+        out[r] = acc
+    return out
+
+
+@njit(**JIT)
+def _first_bad_in_row(x, r):
+    for c in range(x.shape[1]):
+        if not np.isfinite(x[r, c]):
+            return c
+    return -1
+
+
+@njit(**JIT)
 def first_nonfinite(x):
     """Flat index of the first NaN/inf in a 2-D float32 array, or -1 when all are finite."""
-    rows, cols = x.shape
-    first_col = np.full(rows, -1, dtype=np.int64)
-    for r in prange(rows):
-        for c in range(cols):
-            if not np.isfinite(x[r, c]):
-                first_col[r] = c
-                break
-    for r in range(rows):
-        if first_col[r] >= 0:
-            return r * cols + first_col[r]
+    poison = _row_poison(x)
+    for r in range(x.shape[0]):
+        if poison[r] != poison[r]:
+            return r * x.shape[1] + _first_bad_in_row(x, r)
     return -1
 
 
