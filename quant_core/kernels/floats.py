@@ -1,10 +1,14 @@
-"""Float "quantizers": F32 (copy), F16 (IEEE RNE) and BF16 (ggml's RNE with quiet NaN)."""
+"""Float "quantizers": F32 (copy), F16 (IEEE RNE) and BF16 (ggml's RNE with quiet NaN).
+
+F16 uses branch-free numba conversions (vectorized, parallel over rows) instead of numpy's
+astype: same bits, several times faster.
+"""
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from ._common import JIT_PARALLEL, fp32_to_bf16_bits
+from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, fp32_to_bf16_bits, u32_to_f32
 from .registry import dequantizer, quantizer
 
 
@@ -18,15 +22,67 @@ def dequantize_f32(q: np.ndarray, n_per_row: int) -> np.ndarray:
     return q.view("<f4").astype(np.float32).reshape(-1, n_per_row)
 
 
+_TO_INF = F32(2.0**112)
+_TO_ZERO = F32(2.0**-110)
+_TWO_M24 = F32(2.0**-24)
+
+
+@njit(**JIT)
+def fp32_to_fp16_bits_nobranch(f):
+    """float32 -> IEEE half bits, round to nearest even, NaN -> 0x7E00 | sign.
+
+    Same results as ``fp32_to_fp16_bits`` for every float32, but written with selects only so
+    that row loops vectorize. The rounding is done by one float32 addition: adding a power of
+    two whose exponent puts the half's last mantissa bit at float32's last bit makes the FPU
+    round to nearest even at exactly the right place (subnormal halves included, with the
+    exponent clamped at the subnormal one). The two scalings first send values that overflow
+    the half range to infinity while keeping tiny ones exact.
+    """
+    base = (np.abs(f) * _TO_INF) * _TO_ZERO
+    w = np.int64(f32_to_u32(f))
+    twice = (w + w) & 0xFFFFFFFF  # exponent and mantissa, sign shifted out
+    exp_bias = max(twice & 0xFF000000, 0x71000000)
+    rounded = u32_to_f32(np.uint32((exp_bias >> 1) + 0x07800000)) + base
+    bits = np.int64(f32_to_u32(rounded))
+    magnitude = ((bits >> 13) & 0x7C00) + (bits & 0x0FFF)
+    return np.uint16(((w >> 16) & 0x8000) | (0x7E00 if twice > 0xFF000000 else magnitude))
+
+
+@njit(**JIT)
+def fp16_bits_to_fp32_nobranch(h):
+    """IEEE half bits -> float32, exact; NaN payloads are kept as numpy does (selects only)."""
+    a = np.int64(h) & 0x7FFF
+    if a >= 0x7C00:
+        bits = (a << 13) | 0x7F800000
+    elif a >= 0x0400:
+        bits = (a << 13) + 0x38000000
+    else:
+        bits = np.int64(f32_to_u32(F32(a) * _TWO_M24))
+    return u32_to_f32(np.uint32(((np.int64(h) & 0x8000) << 16) | bits))
+
+
 @quantizer("F16")
-def quantize_f16(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
-    # numpy's conversion is round-to-nearest-even, as ggml's GGML_FP32_TO_FP16
-    return x.astype("<f2").view(np.uint8)
+@njit(**JIT_PARALLEL)
+def quantize_f16(x, qw):
+    """F16 as ggml's GGML_FP32_TO_FP16: IEEE round to nearest even, overflow to inf."""
+    rows, n = x.shape
+    out = np.empty((rows, n), dtype=np.uint16)
+    for r in prange(rows):
+        for c in range(n):
+            out[r, c] = fp32_to_fp16_bits_nobranch(x[r, c])
+    return out.view(np.uint8)
 
 
 @dequantizer("F16")
-def dequantize_f16(q: np.ndarray, n_per_row: int) -> np.ndarray:
-    return q.view("<f2").astype(np.float32).reshape(-1, n_per_row)
+@njit(**JIT_PARALLEL)
+def dequantize_f16(q, n_per_row):
+    """F16 rows to float32, bit-identical to numpy's (and gguf-py's) conversion."""
+    rows = q.shape[0]
+    out = np.empty((rows, n_per_row), dtype=np.float32)
+    for r in prange(rows):
+        for c in range(n_per_row):
+            out[r, c] = fp16_bits_to_fp32_nobranch(np.uint16(q[r, 2 * c]) | (np.uint16(q[r, 2 * c + 1]) << 8))
+    return out
 
 
 @quantizer("BF16")
