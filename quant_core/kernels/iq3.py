@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, nearest_int, store_fp16, store_u32
+from ..errors import QuantError
 from ._iq3_grids import iq3_tables
 from .registry import dequantizer, quantizer
 
@@ -37,14 +38,19 @@ def _best_neighbour(neighbours, start, levels, codes, xval, waux, o, scale, L):
         if d2 < best_d2:
             best_d2 = d2
             best = g
-    for i in range(4):
-        L[o + i] = codes[best, i]
+    if best >= 0:  # -1 only when every distance overflowed (ggml aborts then)
+        for i in range(4):
+            L[o + i] = codes[best, i]
     return best
 
 
 @njit(inline="always", **JIT)
 def _snap_group(xval, waux, o, inv, scale, L, levels, codes, kmap, neighbours):
-    """Codes of one group of four at inverse scale ``inv``; True when they lie on the grid."""
+    """Codes of one group of four at inverse scale ``inv``.
+
+    Returns 1 when they lie on the grid, 0 when a neighbour replaced them, -1 when the
+    neighbour search failed (ggml's GGML_ASSERT(grid_index >= 0)).
+    """
     u = 0
     for i in range(4):
         l = nearest_int(F32(0.5) * (inv * xval[o + i] - F32(1.0)))
@@ -53,9 +59,10 @@ def _snap_group(xval, waux, o, inv, scale, L, levels, codes, kmap, neighbours):
         u |= l << (3 * i)
     g = kmap[u]
     if g >= 0:
-        return True
-    _best_neighbour(neighbours, -g - 1, levels, codes, xval, waux, o, scale, L)
-    return False
+        return 1
+    if _best_neighbour(neighbours, -g - 1, levels, codes, xval, waux, o, scale, L) < 0:
+        return -1
+    return 0
 
 
 @njit(inline="always", **JIT)
@@ -73,7 +80,8 @@ def _weighted_sums(weight, xval, L):
 @njit(**JIT)
 def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_all,
                   L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours):
-    """Scale search of one 32-block (codes left in L); returns the block scale."""
+    """Scale search of one 32-block (codes left in L); returns (scale, search failed)."""
+    failed = False
     best = F32(0.0)
     scale = vmax / F32(15.0)
     L[:] = 0
@@ -82,8 +90,9 @@ def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_al
         inv = (F32(15.0) + F32(step) * F32(0.2)) / vmax
         this_scale = F32(1.0) / inv
         for k in range(8):
-            on_grid_aux[k] = _snap_group(xval, waux, 4 * k, inv, this_scale, Laux,
-                                         levels, codes, kmap, neighbours)
+            found = _snap_group(xval, waux, 4 * k, inv, this_scale, Laux, levels, codes, kmap, neighbours)
+            on_grid_aux[k] = found == 1
+            failed |= found < 0
         sumqx, sumq2 = _weighted_sums(weight, xval, Laux)
         if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
             scale = sumqx / sumq2
@@ -96,11 +105,12 @@ def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_al
         inv = F32(1.0) / scale
         for k in range(8):
             if requant_all or not on_grid[k]:
-                _snap_group(xval, waux, 4 * k, inv, scale, L, levels, codes, kmap, neighbours)
+                found = _snap_group(xval, waux, 4 * k, inv, scale, L, levels, codes, kmap, neighbours)
+                failed |= found < 0
         sumqx, sumq2 = _weighted_sums(weight, xval, L)
         if sumq2 > F32(0.0):
             scale = sumqx / sumq2
-    return scale
+    return scale, failed
 
 
 @njit(**JIT)
@@ -135,7 +145,7 @@ def _grid_index(L, k, kmap):
     u = 0
     for i in range(4):
         u |= np.int64(L[4 * k + i]) << (3 * i)
-    return np.int64(kmap[u])
+    return max(np.int64(kmap[u]), 0)  # off grid only after a failed search (reported)
 
 
 @njit(**JIT)
@@ -177,6 +187,7 @@ def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
     scales = np.zeros(8, dtype=np.float32)
     signs = np.zeros(4, dtype=np.int64)
     words = np.zeros(8, dtype=np.int64)
+    failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * XXS_BYTES
         out[o:o + XXS_BYTES] = 0
@@ -193,8 +204,9 @@ def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
             scales[ib] = F32(0.0)
             if vmax < F32(1e-8):
                 continue
-            scale = _search_block(xval, weight, waux, vmax, 15, True, False,
-                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            scale, bad = _search_block(xval, weight, waux, vmax, 15, True, False,
+                                       L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            failed |= bad
             if scale < F32(0.0):  # cannot happen in practice; ggml flips the signs
                 scale = -scale
                 for k in range(4):
@@ -212,6 +224,7 @@ def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
         inv_d = F32(1.0) / d
         for ib in range(8):
             store_u32(out, o + 66 + 4 * ib, words[ib] | (_sub_scale(inv_d, scales[ib]) << 28))
+    return failed
 
 
 @njit(**JIT)
@@ -225,6 +238,7 @@ def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
     on_grid_aux = np.zeros(8, dtype=np.bool_)
     scales = np.zeros(8, dtype=np.float32)
     signs = np.zeros(4, dtype=np.int64)
+    failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * S_BYTES
         out[o:o + S_BYTES] = 0
@@ -243,8 +257,9 @@ def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
                 # ggml skips this block without advancing its qs/signs pointers: later blocks
                 # of the superblock are written 8/4 bytes early (qh and scales are indexed).
                 continue
-            scale = _search_block(xval, weight, waux, vmax, 9, False, True,
-                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            scale, bad = _search_block(xval, weight, waux, vmax, 9, False, True,
+                                       L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            failed |= bad
             if scale < F32(0.0):
                 scale = -scale
                 for k in range(4):
@@ -266,21 +281,34 @@ def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
         inv_d = F32(1.0) / d
         for ib in range(0, 8, 2):
             out[o + 106 + ib // 2] = np.uint8(_sub_scale(inv_d, scales[ib]) | (_sub_scale(inv_d, scales[ib + 1]) << 4))
+    return failed
 
 
 @njit(**JIT_PARALLEL)
 def _quantize_iq3_xxs(x, qw, levels, codes, kmap, neighbours):
     out = np.empty((x.shape[0], x.shape[1] // QK_K * XXS_BYTES), dtype=np.uint8)
+    failed = np.zeros(x.shape[0], dtype=np.bool_)
     for r in prange(x.shape[0]):
-        _quantize_row_xxs(x[r], qw, out[r], levels, codes, kmap, neighbours)
-    return out
+        failed[r] = _quantize_row_xxs(x[r], qw, out[r], levels, codes, kmap, neighbours)
+    return out, failed
 
 
 @njit(**JIT_PARALLEL)
 def _quantize_iq3_s(x, qw, levels, codes, kmap, neighbours):
     out = np.empty((x.shape[0], x.shape[1] // QK_K * S_BYTES), dtype=np.uint8)
+    failed = np.zeros(x.shape[0], dtype=np.bool_)
     for r in prange(x.shape[0]):
-        _quantize_row_s(x[r], qw, out[r], levels, codes, kmap, neighbours)
+        failed[r] = _quantize_row_s(x[r], qw, out[r], levels, codes, kmap, neighbours)
+    return out, failed
+
+
+def _checked(type_name: str, out: np.ndarray, failed: np.ndarray) -> np.ndarray:
+    if failed.any():
+        row = int(np.argmax(failed))
+        raise QuantError(
+            f"{type_name}: row {row} has weights too large for the grid search "
+            "(the weighted distances overflow float32; ggml aborts on this input)"
+        )
     return out
 
 
@@ -288,14 +316,14 @@ def _quantize_iq3_s(x, qw, levels, codes, kmap, neighbours):
 def quantize_iq3_xxs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ3_XXS rows, bytes of ggml's quantize_iq3_xxs (imatrix optional)."""
     t = iq3_tables(256)
-    return _quantize_iq3_xxs(x, qw, t.levels, t.codes, t.kmap, t.neighbours)
+    return _checked("IQ3_XXS", *_quantize_iq3_xxs(x, qw, t.levels, t.codes, t.kmap, t.neighbours))
 
 
 @quantizer("IQ3_S")
 def quantize_iq3_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ3_S rows, bytes of ggml's quantize_iq3_s (imatrix optional)."""
     t = iq3_tables(512)
-    return _quantize_iq3_s(x, qw, t.levels, t.codes, t.kmap, t.neighbours)
+    return _checked("IQ3_S", *_quantize_iq3_s(x, qw, t.levels, t.codes, t.kmap, t.neighbours))
 
 
 def _sign_parity_table() -> np.ndarray:

@@ -85,3 +85,12 @@ def test_dequantize_random_blocks_like_gguf(type_name: str, block_bytes: int) ->
     want = gguf.dequantize(q, getattr(gguf.GGMLQuantizationType, type_name)).reshape(8, -1)
     got = dequantize(q, type_name, 1024)
     assert np.array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize("type_name", ["IQ3_XXS", "IQ3_S"])
+def test_overflowing_search_is_refused_like_ggml_aborts(type_name: str) -> None:
+    from quant_core import QuantError
+
+    x = np.random.default_rng(9).normal(0, 1e18, size=(2, 256)).astype(np.float32)
+    with pytest.raises(QuantError, match="too large"):
+        quantize(x, type_name)
