@@ -22,9 +22,10 @@ FLT_MAX = F32(3.4028234663852886e38)
 @njit(**JIT)
 def scratch(n):
     """(weight, waux, xval, L, Laux, on_grid, on_aux, err) for sub-blocks of n elements."""
-    return (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32),
-            np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
-            np.ones(n // 8, dtype=np.bool_), np.ones(n // 8, dtype=np.bool_), np.zeros(24, dtype=np.float32))
+    f32, i64, b = np.float32, np.int64, np.bool_
+    return (np.zeros(n, dtype=f32), np.zeros(n, dtype=f32), np.zeros(n, dtype=f32),
+            np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
+            np.ones(n // 8, dtype=b), np.ones(n // 8, dtype=b), np.zeros(24, dtype=f32))
 
 
 @njit(**JIT)
@@ -152,7 +153,8 @@ def search(buf, n, scale, eff_max, steps, tabs):
         inv = (F32(5.0) + F32(step) * F32(0.1)) / eff_max
         this_scale = F32(1.0) / inv
         for k in range(n // 8):
-            on_aux[k] = _place_group(waux, xval, err, Laux, k, inv, this_scale, slots, codes, kmap, neighbours)
+            on_aux[k] = _place_group(waux, xval, err, Laux, k, inv, this_scale,
+                                     slots, codes, kmap, neighbours)
         sumqx, sumq2 = _fit(weight, xval, Laux, n)
         if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
             scale = sumqx / sumq2

@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u16, load_u32, store_fp16, store_u16, store_u32
+from ._common import (
+    F32, JIT, JIT_PARALLEL, load_fp16, load_u16, load_u32, store_fp16, store_u16, store_u32,
+)
 from ._iq2_grids import iq2_tables, iq2_values
 from ._iq2_search import grid_index, prepare, requantize, scratch, search, sigma2_of, sub_scale
 from ._kq_affine import make_qp_quants
@@ -85,7 +87,7 @@ def _xxs_row(x, qw, out, tabs):
         max_scale = F32(0.0)
         for ib in range(8):
             scale = _xxs_block(x, base + 32 * ib, qw, sigma2, signs, Lq, buf, tabs)
-            scales[ib] = max(scale, F32(0.0))
+            scales[ib] = F32(0.0) if scale == SKIPPED else scale
             if scale == SKIPPED:
                 continue
             for k in range(4):
@@ -119,7 +121,7 @@ def _xs_or_s_row(x, qw, out, tabs, is_s):
         max_scale = F32(0.0)
         for ib in range(16):
             scale = _block16(x, base + 16 * ib, qw, sigma2, not is_s, eps, signs, buf, tabs)
-            scales[ib] = max(scale, F32(0.0))
+            scales[ib] = F32(0.0) if scale == SKIPPED else scale
             if scale == SKIPPED:
                 continue
             for k in range(2):
