@@ -95,12 +95,16 @@ class Plan:
     has_imatrix: bool
     explicit: Mapping[str, str] = field(default_factory=dict)
     pruned_block_count: int | None = None
+    _index: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_index", {tp.name: i for i, tp in enumerate(self.tensors)})
 
     def tensor(self, name: str) -> TensorPlan:
-        for tp in self.tensors:
-            if tp.name == name:
-                return tp
-        raise PlanError(f"no tensor named {name!r} in the plan")
+        try:
+            return self.tensors[self._index[name]]
+        except KeyError:
+            raise PlanError(f"no tensor named {name!r} in the plan") from None
 
     def types(self) -> dict[str, str]:
         return {tp.name: tp.type for tp in self.tensors}
