@@ -21,11 +21,15 @@ FLT_MAX = F32(3.4028234663852886e38)
 
 @njit(**JIT)
 def scratch(n):
-    """(weight, waux, xval, L, Laux, on_grid, on_aux, err) for sub-blocks of n elements."""
+    """(weight, waux, xval, L, Laux, on_grid, on_aux, err, failed) for sub-blocks of n elements.
+
+    ``failed[0]`` becomes 1 where ggml would abort (a GGML_ASSERT in the search).
+    """
     f32, i64, b = np.float32, np.int64, np.bool_
     return (np.zeros(n, dtype=f32), np.zeros(n, dtype=f32), np.zeros(n, dtype=f32),
             np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
-            np.ones(n // 8, dtype=b), np.ones(n // 8, dtype=b), np.zeros(24, dtype=f32))
+            np.ones(n // 8, dtype=b), np.ones(n // 8, dtype=b), np.zeros(24, dtype=f32),
+            np.zeros(1, dtype=i64))
 
 
 @njit(**JIT)
@@ -90,12 +94,13 @@ def _popcount8(s):
 
 
 @njit(inline="always", **JIT)
-def _place_group(waux, xval, err, L, k, inv, scale, slots, codes, kmap, neighbours):
+def _place_group(waux, xval, err, failed, L, k, inv, scale, slots, codes, kmap, neighbours):
     """Codes of group k at inverse scale ``inv`` into L; off grid, the best neighbour at ``scale``.
 
     Returns True when the rounded point was on the grid. The neighbour error is
     Σ_i waux_i·(scale·q_i − x_i)² in index order, first minimum wins; its 24 possible terms
-    (8 positions × 3 levels) are computed once, so every neighbour only adds 8 of them.
+    (8 positions × 3 levels) are computed once, so every neighbour only adds 8 of them. When no
+    error is below FLT_MAX (overflow, NaN) ggml asserts: ``failed[0]`` is set, L left off grid.
     """
     u = 0
     mult = 1
@@ -122,6 +127,9 @@ def _place_group(waux, xval, err, L, k, inv, scale, slots, codes, kmap, neighbou
         if d2 < best_d2:
             best_d2 = d2
             g = c
+    if g < 0:
+        failed[0] = 1
+        return False
     for i in range(8):
         L[8 * k + i] = codes[g, i]
     return False
@@ -146,14 +154,14 @@ def search(buf, n, scale, eff_max, steps, tabs):
     Returns the scale; L (buf[3]) and on_grid (buf[5]) are those of the accepted candidate,
     untouched when none is accepted.
     """
-    weight, waux, xval, L, Laux, on_grid, on_aux, err = buf
+    weight, waux, xval, L, Laux, on_grid, on_aux, err, failed = buf
     slots, codes, kmap, neighbours = tabs
     best = F32(0.0)
     for step in range(-steps, steps + 1):
         inv = (F32(5.0) + F32(step) * F32(0.1)) / eff_max
         this_scale = F32(1.0) / inv
         for k in range(n // 8):
-            on_aux[k] = _place_group(waux, xval, err, Laux, k, inv, this_scale,
+            on_aux[k] = _place_group(waux, xval, err, failed, Laux, k, inv, this_scale,
                                      slots, codes, kmap, neighbours)
         sumqx, sumq2 = _fit(weight, xval, Laux, n)
         if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
@@ -169,12 +177,12 @@ def search(buf, n, scale, eff_max, steps, tabs):
 @njit(inline="always", **JIT)
 def requantize(buf, n, scale, tabs):
     """Requantize the groups not on the grid with 1/scale, then refit the scale if Σwq² > 0."""
-    weight, waux, xval, L, Laux, on_grid, on_aux, err = buf
+    weight, waux, xval, L, Laux, on_grid, on_aux, err, failed = buf
     slots, codes, kmap, neighbours = tabs
     inv = F32(1.0) / scale
     for k in range(n // 8):
         if not on_grid[k]:
-            _place_group(waux, xval, err, L, k, inv, scale, slots, codes, kmap, neighbours)
+            _place_group(waux, xval, err, failed, L, k, inv, scale, slots, codes, kmap, neighbours)
     sumqx, sumq2 = _fit(weight, xval, L, n)
     return sumqx / sumq2 if sumq2 > F32(0.0) else scale
 

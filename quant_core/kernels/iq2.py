@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..errors import QuantError
 from ._common import (
     F32, JIT, JIT_PARALLEL, load_fp16, load_u16, load_u32, store_fp16, store_u16, store_u32,
 )
@@ -32,6 +33,14 @@ S_BYTES = 82
 GROUP_MAX_EPS = F32(1e-15)
 GROUP_MAX_EPS_IQ2_S = F32(1e-8)
 SKIPPED = F32(-1.0)  # sub-block scale marker: ggml skipped the block (its codes and signs stay 0)
+
+
+@njit(inline="always", **JIT)
+def _checked(scale, buf):
+    """ggml asserts scale >= 0 for every block it did not skip; a NaN marks the row failed."""
+    if not scale >= F32(0.0):
+        buf[8][0] = 1
+    return scale
 
 
 @njit(inline="always", **JIT)
@@ -51,7 +60,7 @@ def _xxs_block(x, xb, qw, sigma2, signs, Lq, buf, tabs):
         scale = -scale
         for k in range(4):
             signs[k] = ~signs[k] & 127
-    return scale
+    return _checked(scale, buf)
 
 
 @njit(inline="always", **JIT)
@@ -69,7 +78,7 @@ def _block16(x, xb, qw, sigma2, parity, eps, signs, buf, tabs):
         scale = -scale
         for k in range(2):
             signs[k] = ~signs[k] & (127 if parity else 255)
-    return scale
+    return _checked(scale, buf)
 
 
 @njit(**JIT)
@@ -103,6 +112,7 @@ def _xxs_row(x, qw, out, tabs):
             q2[2 * ib + 1] |= sub_scale(d, scales[ib]) << 28
         for j in range(16):
             store_u32(out, o + 2 + 4 * j, q2[j])
+    return buf[8][0] != 0
 
 
 @njit(**JIT)
@@ -142,43 +152,51 @@ def _xs_or_s_row(x, qw, out, tabs, is_s):
         store_fp16(out, o, d * F32(0.9875) if is_s else d)
         for ib in range(16):
             out[o + block - 8 + ib // 2] |= np.uint8(sub_scale(d, scales[ib]) << (4 * (ib % 2)))
+    return buf[8][0] != 0
 
 
 @njit(**JIT_PARALLEL)
 def _quantize_rows(x, qw, tabs, kind):
-    """Row driver: kind 0 = IQ2_XXS, 1 = IQ2_XS, 2 = IQ2_S."""
+    """Row driver: kind 0 = IQ2_XXS, 1 = IQ2_XS, 2 = IQ2_S; returns (bytes, row failed)."""
     nb = x.shape[1] // QK_K
     row_bytes = nb * (XXS_BYTES if kind == 0 else XS_BYTES if kind == 1 else S_BYTES)
     out = np.empty((x.shape[0], row_bytes), dtype=np.uint8)
+    failed = np.zeros(x.shape[0], dtype=np.bool_)
     for r in prange(x.shape[0]):
         if kind == 0:
-            _xxs_row(x[r], qw, out[r], tabs)
+            failed[r] = _xxs_row(x[r], qw, out[r], tabs)
         else:
-            _xs_or_s_row(x[r], qw, out[r], tabs, kind == 2)
-    return out
+            failed[r] = _xs_or_s_row(x[r], qw, out[r], tabs, kind == 2)
+    return out, failed
 
 
-def _search_tables(type_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _quantize(type_name: str, kind: int, x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     t = iq2_tables(type_name)
-    return t.slots, t.codes, t.kmap, t.neighbours
+    out, failed = _quantize_rows(x, qw, (t.slots, t.codes, t.kmap, t.neighbours), kind)
+    if failed.any():
+        raise QuantError(
+            f"{type_name}: row {int(np.argmax(failed))} has weights too large for the grid search "
+            "(the weighted distances overflow float32; ggml aborts on this input)"
+        )
+    return out
 
 
 @quantizer("IQ2_XXS")
 def quantize_iq2_xxs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_XXS rows (66 bytes per 256 values); ``qw`` must be an imatrix (the wrapper checks)."""
-    return _quantize_rows(x, qw, _search_tables("IQ2_XXS"), 0)
+    return _quantize("IQ2_XXS", 0, x, qw)
 
 
 @quantizer("IQ2_XS")
 def quantize_iq2_xs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_XS rows (74 bytes per 256 values); ``qw`` must be an imatrix (the wrapper checks)."""
-    return _quantize_rows(x, qw, _search_tables("IQ2_XS"), 1)
+    return _quantize("IQ2_XS", 1, x, qw)
 
 
 @quantizer("IQ2_S")
 def quantize_iq2_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_S rows (82 bytes per 256 values), with or without an imatrix (``qw`` of length 0)."""
-    return _quantize_rows(x, qw, _search_tables("IQ2_S"), 2)
+    return _quantize("IQ2_S", 2, x, qw)
 
 
 @njit(inline="always", **JIT)

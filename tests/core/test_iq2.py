@@ -67,3 +67,21 @@ def test_import_builds_no_table() -> None:
         "assert not g._CACHE and not g._VALUES, 'tables built at import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_overflowing_search_is_refused_like_ggml_aborts(type_name: str) -> None:
+    from quant_core import QuantError
+
+    x = np.random.default_rng(9).normal(0, 1e18, size=(2, 256)).astype(np.float32)
+    with pytest.raises(QuantError, match="too large"):
+        quantize(x, type_name, imatrix=np.ones(256, dtype=np.float32))
+
+
+def test_zero_importance_blocks_are_quantized() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 0.02, size=(2, 256)).astype(np.float32)
+    qw = np.zeros(256, dtype=np.float32)  # ggml skips such blocks (scale 0) instead of aborting
+    for type_name in TYPES:
+        q = quantize(x, type_name, imatrix=qw)
+        assert np.isfinite(dequantize(q, type_name, 256)).all()
