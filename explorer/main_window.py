@@ -39,7 +39,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.model_changed.connect(self._on_model_changed)
         s.busy_changed.connect(self._on_busy_changed)
-        s.undo_stack.cleanChanged.connect(lambda _clean: self._update_title())
+        s.undo_stack.cleanChanged.connect(self._on_clean_changed)
         s.plan_changed.connect(self._update_title)
 
     # ----- layout -----------------------------------------------------------------------
@@ -209,6 +209,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"{m.path.name}: {m.arch}, {m.n_layer} layers, {params:.1f} M parameters")
         self._update_title()
 
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self._update_title()
+
     def _update_title(self) -> None:
         m = self.session.model
         name = m.path.name if m else "no model"
@@ -220,6 +223,9 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(bool(text))
         if text:
             self.status_label.setText(text + "…")
+        elif self.session.size is not None:
+            size = self.session.size
+            self.status_label.setText(f"Ready: {size.file_bytes / 1024**2:,.2f} MiB, {size.bpw:.2f} bits per weight")
 
     def _remember(self, path: str) -> None:
         recent = [p for p in self.settings.value("recent", [], list) if p != path]

@@ -102,8 +102,10 @@ class ExplorerSession(QObject):
         self.runner = JobRunner(self)
         self._evaluations: dict[tuple[str, str], TensorEvaluation] = {}
         self._failures: dict[tuple[str, str], str] = {}
+        self._imatrices: dict[tuple, tuple[Any, list[MetaField]]] = {}
         self._inspected: tuple | None = None
         self._job: GeneratorWorker | None = None
+        self._closed = False
         self._generation = 0
         self._timer = QTimer(self, singleShot=True, interval=EVAL_DELAY_MS)
         self._timer.timeout.connect(self._schedule)
@@ -120,6 +122,7 @@ class ExplorerSession(QObject):
         self._cancel_job()
         self.model = model
         self.imatrix, self.imatrix_keys = None, []
+        self._imatrices.clear()
         self._evaluations.clear()
         self._failures.clear()
         self._inspected = None
@@ -139,7 +142,8 @@ class ExplorerSession(QObject):
         if self.model is None or state == self.state:
             return False
         try:
-            build_plan(self.model, state.options, state.explicit_map, has_imatrix=self.imatrix is not None)
+            imatrix, _keys = self._imatrix_for(state.options)
+            build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
         except QuantError as err:
             self.error.emit(str(err))
             return False
@@ -181,10 +185,19 @@ class ExplorerSession(QObject):
     def _apply_state(self, state: PlanState, notify: bool = True) -> None:
         assert self.model is not None
         self.state = state
-        self.plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=self.imatrix is not None)
+        imatrix, keys = self._imatrix_for(state.options)
+        imatrix_changed = imatrix is not self.imatrix
+        if imatrix_changed:
+            self.imatrix, self.imatrix_keys = imatrix, keys
+            self._evaluations.clear()
+            self._failures.clear()
+            self._inspected = None
+        self.plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
         self.size = project_size(self.model, self.plan, self.imatrix_keys)
         if notify:
             self.plan_changed.emit()
+            if imatrix_changed:
+                self.imatrix_changed.emit()
         self._restart_evaluation()
 
     def _update_preset_sizes(self) -> None:
@@ -197,30 +210,19 @@ class ExplorerSession(QObject):
 
     # ----- imatrix and recipes ------------------------------------------------------------
     def set_imatrix(self, path: str | None) -> bool:
-        """Load (or with None, drop) the importance matrix; it changes rules and statistics."""
-        if self.model is None:
-            return False
-        if path:
-            from quant_core.imatrix import filter_entries, load_imatrix, metadata_keys
+        """Use (or with None, stop using) an importance matrix: an undoable plan change."""
+        return self.set_options("importance matrix" if path else "no importance matrix", imatrix=path or None)
 
-            try:
-                o = self.state.options
-                imatrix = filter_entries(load_imatrix(path), list(o.include_weights), list(o.exclude_weights))
-            except QuantError as err:
-                self.error.emit(str(err))
-                return False
-            keys = [MetaField(k, v.encode() if isinstance(v, str) else v, t) for k, v, t in metadata_keys(imatrix)]
-        else:
-            imatrix, keys = None, []
-        self.imatrix, self.imatrix_keys = imatrix, keys
-        self._evaluations.clear()
-        self._failures.clear()
-        self._inspected = None
-        self.undo_stack.clear()
-        self.state = replace(self.state, options=replace(self.state.options, imatrix=path or None))
-        self._apply_state(self.state)
-        self.imatrix_changed.emit()
-        return True
+    def _imatrix_for(self, options: QuantOptions) -> tuple[Any | None, list[MetaField]]:
+        """The importance matrix the options name, read once per (path, filters); raises QuantError."""
+        if not options.imatrix:
+            return None, []
+        key = (options.imatrix, options.include_weights, options.exclude_weights)
+        if key not in self._imatrices:
+            from quant_core.imatrix import load_for_quantize
+
+            self._imatrices[key] = load_for_quantize(*key)
+        return self._imatrices[key]
 
     def recipe(self) -> Recipe:
         return Recipe(self.state.options, self.state.explicit_map)
@@ -239,9 +241,6 @@ class ExplorerSession(QObject):
         except QuantError as err:
             self.error.emit(str(err))
             return False
-        if recipe.options.imatrix != self.state.options.imatrix:
-            if not self.set_imatrix(recipe.options.imatrix):
-                return False
         return self.set_state(PlanState(recipe.options, tuple(sorted(recipe.explicit.items()))), "load recipe")
 
     def llama_command(self, output: str = "OUTPUT.gguf") -> str:
@@ -280,7 +279,7 @@ class ExplorerSession(QObject):
 
     def _schedule(self) -> None:
         """Start the next compute job: the inspector first, then the overview."""
-        if self.model is None or self.plan is None or (self._job is not None and self._job.running):
+        if self._closed or self.model is None or self.plan is None or (self._job is not None and self._job.running):
             return
         job = self._inspect_job()
         key = self._inspect_key() if job is not None else None
@@ -291,7 +290,7 @@ class ExplorerSession(QObject):
         self._job = job
         generation = self._generation
         job.signals.yielded.connect(lambda item, g=generation: self._on_result(item, g))
-        job.signals.errored.connect(self.error.emit)
+        job.signals.errored.connect(self._on_job_error)
         job.signals.finished.connect(lambda g=generation, k=key: self._on_job_finished(g, k))
         self.runner.start(job)
 
@@ -336,7 +335,7 @@ class ExplorerSession(QObject):
             return None
 
     def _on_result(self, item: object, generation: int) -> None:
-        if generation != self._generation:
+        if self._closed or generation != self._generation:
             return  # stale: the plan or the selection changed since the job started
         if isinstance(item, Inspection):
             self.inspection = item
@@ -348,12 +347,18 @@ class ExplorerSession(QObject):
             self._failures[(item.name, item.type)] = item.message
             self.error.emit(item.message)
 
+    def _on_job_error(self, message: str) -> None:
+        if not self._closed:
+            self.error.emit(message)
+
     def _on_job_finished(self, generation: int, inspect_key: tuple | None = None) -> None:
+        if self._closed:
+            return
         if generation == self._generation:
             self._job = None
             if inspect_key is not None:
                 self._inspected = inspect_key
-        QTimer.singleShot(0, self._schedule)
+        QTimer.singleShot(0, self, self._schedule)
 
     # ----- export -------------------------------------------------------------------------
     def export_worker(self, path: str | Path, threads: int | None = None) -> GeneratorWorker:
@@ -367,8 +372,13 @@ class ExplorerSession(QObject):
         self._cancel_job()
         self._timer.stop()
         self._job = worker
-        worker.signals.finished.connect(lambda: (setattr(self, "_job", None), self._timer.start()))
+        worker.signals.finished.connect(self._on_export_finished)
         self.runner.start(worker)
+
+    def _on_export_finished(self) -> None:
+        if not self._closed:
+            self._job = None
+            self._timer.start()
 
     @property
     def idle(self) -> bool:
@@ -376,6 +386,8 @@ class ExplorerSession(QObject):
         return self._job is None and not self._timer.isActive() and not self.busy_text
 
     def shutdown(self) -> None:
+        """Stop all work: used when the window closes (late results are then ignored)."""
+        self._closed = True
         self._timer.stop()
         self._cancel_job()
         self.runner.cancel_all()

@@ -364,3 +364,14 @@ __all__ = [
     "write_imatrix_dat",
     "write_imatrix_gguf",
 ]
+
+
+def load_for_quantize(
+    path: str, include: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> tuple[Imatrix, list]:
+    """Read and filter an imatrix as llama-quantize does; also its output metadata fields."""
+    from .reader import MetaField
+
+    imatrix = filter_entries(load_imatrix(path), list(include), list(exclude))
+    keys = [MetaField(k, v.encode() if isinstance(v, str) else v, t) for k, v, t in metadata_keys(imatrix)]
+    return imatrix, keys

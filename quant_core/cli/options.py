@@ -93,12 +93,9 @@ def load_imatrix(options: QuantOptions) -> tuple[Any | None, list[MetaField]]:
     """The filtered importance matrix named by the options and its ``quantize.imatrix.*`` keys."""
     if not options.imatrix:
         return None, []
-    from ..imatrix import filter_entries, metadata_keys
-    from ..imatrix import load_imatrix as read
+    from ..imatrix import load_for_quantize
 
-    imatrix = filter_entries(read(options.imatrix), list(options.include_weights), list(options.exclude_weights))
-    keys = [MetaField(k, v.encode() if isinstance(v, str) else v, t) for k, v, t in metadata_keys(imatrix)]
-    return imatrix, keys
+    return load_for_quantize(options.imatrix, options.include_weights, options.exclude_weights)
 
 
 def open_and_plan(args: argparse.Namespace, preset: str | None) -> tuple[Model, Plan, Any | None, list[MetaField]]:
