@@ -1,12 +1,298 @@
-"""ExportDialog (placeholder until the dialog is built)."""
+"""Export dialog: output path and threads, progress with throughput and time left, cancel, verify.
+
+The export runs in the session's worker; the dialog only starts it, shows its progress and, once
+the file is written, re-opens it (header only) to check tensor count, types and size.
+"""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QWidget
+import os
+import re
+from html import escape
+from pathlib import Path
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from quant_core.errors import QuantError
+from quant_core.export import ExportProgress
+from quant_core.model import open_model
+from quant_core.plan import Plan
+
+from ..panels.plot_common import format_bytes
 from ..session import ExplorerSession
+from ..workers import GeneratorWorker
+
+PROGRESS_STEPS = 1000
+_SOURCE_SUFFIX = re.compile(r"[-_.](f16|bf16|f32|fp16|fp32)$", re.IGNORECASE)
+
+
+def default_output(model_path: Path, preset: str) -> Path:
+    """``<stem>-<PRESET>.gguf`` next to the model (a trailing -F16/-BF16/-F32 is replaced)."""
+    stem = _SOURCE_SUFFIX.sub("", model_path.stem)
+    return model_path.with_name(f"{stem}-{preset}.gguf")
+
+
+def format_duration(seconds: float | None) -> str:
+    """'45 s', '3 min 05 s', '1 h 02 min' ('' when unknown)."""
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+def verify_export(path: Path, plan: Plan, projected: int) -> str | None:
+    """Re-open a written file: None when tensor count, types and size are as planned, else why not."""
+    try:
+        model = open_model(path)
+    except QuantError as err:
+        return f"the written file cannot be re-opened: {err}"
+    if len(model.tensors) != len(plan.tensors):
+        return f"the file has {len(model.tensors)} tensors, the plan {len(plan.tensors)}"
+    written = {t.name: t.src_type for t in model.tensors}
+    for tp in plan.tensors:
+        if written.get(tp.name) != tp.type:
+            return f"{tp.name} is {written.get(tp.name, 'missing')} in the file, planned {tp.type}"
+    if model.file_size != projected:
+        return f"the file has {model.file_size:,} bytes, projected {projected:,}"
+    return None
 
 
 class ExportDialog(QDialog):
+    """Write the current plan to a GGUF file without blocking the GUI.
+
+    ``worker`` is the running (or last) export worker and ``finished_ok`` becomes True once the
+    file has been written and verified.
+    """
+
     def __init__(self, session: ExplorerSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.worker: GeneratorWorker | None = None
+        self.finished_ok = False
+        self.last_progress: ExportProgress | None = None
+        self._error: str | None = None
+        self._close_when_done = False
+        self._plan: Plan | None = None
+        self._projected = 0
+        self._out: Path | None = None
+        self._finished = True
+        self.setWindowTitle("Export GGUF")
+        self.setMinimumWidth(560)
+        self._build()
+        self._update_projection()
+        self._update_path_note()
+
+    # ----- layout -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        s = self.session
+        assert s.model is not None
+        self.path_edit = QLineEdit(str(default_output(s.model.path, s.state.options.preset)))
+        self.path_edit.setToolTip("Where the quantized GGUF is written (written to a temporary file first, "
+                                  "renamed when complete)")
+        self.path_edit.textChanged.connect(self._update_path_note)
+        self.browse_button = QPushButton("&Browse…")
+        self.browse_button.setToolTip("Choose the output file")
+        self.browse_button.clicked.connect(self.browse)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path_edit, 1)
+        path_row.addWidget(self.browse_button)
+        self.path_note = QLabel()
+        self.path_note.setStyleSheet("color: #8a5a00;")
+
+        self.threads_spin = QSpinBox()
+        self.threads_spin.setRange(1, max(1, os.cpu_count() or 1))
+        self.threads_spin.setValue(self.threads_spin.maximum())
+        self.threads_spin.setToolTip("Threads used by the quantization kernels (default: all cores)")
+        self.projected_label = QLabel()
+        self.projected_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.projected_label.setToolTip("The exact size the size panel shows for this plan")
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        self.progress.setToolTip("Share of the output's tensor bytes written")
+        self.progress_label = QLabel(" ")
+        self.result_label = QLabel()
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+
+        self.buttons = QDialogButtonBox()
+        self.export_button = self.buttons.addButton("&Export", QDialogButtonBox.AcceptRole)
+        self.export_button.setToolTip("Quantize and write the file (Enter)")
+        self.export_button.setDefault(True)
+        self.cancel_button = self.buttons.addButton("&Cancel", QDialogButtonBox.RejectRole)
+        self.cancel_button.setToolTip("Stop the export (no partial file is left) or close the dialog (Esc)")
+        self.export_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self._on_cancel_clicked)
+
+        form = QFormLayout()
+        for text, field, buddy in (("&Output file:", path_row, self.path_edit), ("", self.path_note, None),
+                                   ("&Threads:", self.threads_spin, self.threads_spin),
+                                   ("Projected size:", self.projected_label, None)):
+            label = QLabel(text)
+            if buddy is not None:
+                label.setBuddy(buddy)
+            form.addRow(label, field)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.result_label)
+        layout.addStretch(1)
+        layout.addWidget(self.buttons)
+
+    def _update_projection(self) -> None:
+        size = self.session.size
+        assert size is not None
+        self._projected = size.file_bytes
+        self.projected_label.setText(f"<b>{format_bytes(size.file_bytes)}</b> ({size.file_bytes:,} bytes), "
+                                     f"{size.bpw:.3f} bits per weight, preset {self.session.state.options.preset}")
+
+    def _update_path_note(self) -> None:
+        text = self.path_edit.text().strip()
+        note = ""
+        if text and self._is_input(Path(text)):
+            note = "This is the model you opened: choose another name."
+        elif text and Path(text).exists():
+            note = "This file exists and will be replaced."
+        self.path_note.setText(note)
+        self.path_note.setVisible(bool(note))
+
+    def _is_input(self, path: Path) -> bool:
+        src = self.session.model.path  # type: ignore[union-attr]
+        try:
+            return path.resolve() == src.resolve() or (path.exists() and os.path.samefile(path, src))
+        except OSError:
+            return False
+
+    # ----- actions ----------------------------------------------------------------------------
+    def browse(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export GGUF", self.path_edit.text(),
+                                              "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.path_edit.setText(path)
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self._finished
+
+    def start(self) -> bool:
+        """Check the output path and start the export worker (returns False when refused)."""
+        if self.running:
+            return False
+        text = self.path_edit.text().strip()
+        if not text:
+            return self._refuse("Choose an output file.")
+        out = Path(text).expanduser()
+        if self._is_input(out):
+            return self._refuse("The output file is the model you opened; choose another name.")
+        if not out.parent.is_dir():
+            return self._refuse(f"The folder {out.parent} does not exist.")
+        s = self.session
+        self._plan, self._out, self._error = s.plan, out, None
+        self._update_projection()
+        self.finished_ok = False
+        self.last_progress = None
+        self._finished = False
+        worker = s.export_worker(out, self.threads_spin.value())
+        worker.signals.yielded.connect(self._on_progress)
+        worker.signals.errored.connect(self._on_error)
+        worker.signals.finished.connect(self._on_finished)
+        self.worker = worker
+        self._set_running(True)
+        self.result_label.clear()
+        self.progress.setValue(0)
+        self.progress_label.setText("starting…")
+        s.start_export(worker)
+        return True
+
+    def _refuse(self, message: str) -> bool:
+        self.result_label.setText(f"<span style='color:#b00020'>{escape(message)}</span>")
+        return False
+
+    def _set_running(self, on: bool) -> None:
+        for w in (self.path_edit, self.browse_button, self.threads_spin, self.export_button):
+            w.setEnabled(not on)
+        self.cancel_button.setText("&Cancel export" if on else "&Close")
+
+    def _on_cancel_clicked(self) -> None:
+        if self.running:
+            self.cancel()  # stay open to show that nothing was written
+        else:
+            self.reject()
+
+    def cancel(self) -> None:
+        """Ask the running export to stop; the core removes the partial file."""
+        if self.running:
+            assert self.worker is not None
+            self.worker.cancel()
+            self.progress_label.setText("cancelling…")
+
+    def reject(self) -> None:
+        """Esc / Cancel / closing the window: cancel a running export first, then close."""
+        if self.running:
+            self._close_when_done = True
+            self.cancel()
+            return
+        super().reject()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.running:
+            event.ignore()
+            self.reject()
+            return
+        super().closeEvent(event)
+
+    # ----- worker -> view ---------------------------------------------------------------------
+    def _on_progress(self, p: ExportProgress) -> None:
+        self.last_progress = p
+        self.progress.setValue(round(PROGRESS_STEPS * p.fraction))
+        if p.done:
+            self.progress_label.setText(f"{p.n_tensors} tensors written, {p.mb_per_s:.1f} MB/s")
+            return
+        eta = format_duration(p.eta_s)
+        left = f" · {eta} left" if eta else ""
+        self.progress_label.setText(f"tensor {p.tensor_index + 1}/{p.n_tensors} {p.tensor_name} · "
+                                    f"{p.mb_per_s:.1f} MB/s{left}")
+
+    def _on_error(self, message: str) -> None:
+        self._error = message.splitlines()[0] if message else "export failed"
+
+    def _on_finished(self) -> None:
+        self._finished = True
+        worker = self.worker
+        assert worker is not None
+        self._set_running(False)
+        done = self.last_progress is not None and self.last_progress.done
+        if self._error is not None:
+            self.progress_label.setText(" ")
+            self._refuse(f"Export failed: {self._error}")
+        elif worker.cancel_requested or not done:
+            self.progress_label.setText("Export cancelled; no file was written.")
+            self.progress.setValue(0)
+        else:
+            self._verify()
+        if self._close_when_done:
+            super().reject()
+
+    def _verify(self) -> None:
+        assert self._out is not None and self._plan is not None
+        problem = verify_export(self._out, self._plan, self._projected)
+        if problem is not None:
+            self._refuse(f"Verification failed: {problem}")
+            return
+        written = self._out.stat().st_size
+        self.finished_ok = True
+        self.result_label.setText(
+            f"<span style='color:#1b7837'>✔ Written and verified</span>: {escape(self._out.name)}, "
+            f"{len(self._plan.tensors)} tensors with the planned types.<br>"
+            f"File size <b>{written:,}</b> bytes = projected <b>{self._projected:,}</b> bytes "
+            f"({format_bytes(written)}).")
