@@ -46,10 +46,14 @@ def main(argv: list[str]) -> int:
 
 
 def _arm_screenshot(window, out: str, app) -> None:
-    """Save a PNG once the first statistics are on screen (overview done), then quit."""
+    """Save a PNG once statistics are on screen (overview done, one tensor inspected), then quit."""
     from PySide6.QtCore import QTimer
 
     session = window.session
+    if not session.selected and session.plan is not None:
+        downs = [tp.name for tp in session.plan.tensors if tp.source.category == "ffn_down"]
+        if downs:
+            session.select([downs[0]])
 
     def ready() -> None:
         if not session.idle:

@@ -61,6 +61,10 @@ class MainWindow(QMainWindow):
             "Size": self._dock("Size", self.size_panel, Qt.BottomDockWidgetArea),
             "Error overview": self._dock("Error overview", self.error_overview, Qt.BottomDockWidgetArea),
         }
+        self.splitDockWidget(self.docks["Size"], self.docks["Error overview"], Qt.Horizontal)
+        bottom = [self.docks["Size"], self.docks["Error overview"]]
+        self.resizeDocks(bottom, [300, 300], Qt.Vertical)
+        self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], [330, 430], Qt.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

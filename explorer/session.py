@@ -253,12 +253,14 @@ class ExplorerSession(QObject):
             return
         self.selected = list(names)
         self.inspection = None
+        self._inspected = None
         self.selection_changed.emit(self.selected)
         self._restart_evaluation()
 
     def set_compare_type(self, type_name: str | None) -> None:
         self.compare_type = type_name or None
         self.inspection = None
+        self._inspected = None
         self._restart_evaluation()
 
     def evaluation(self, name: str) -> TensorEvaluation | None:
