@@ -5,7 +5,11 @@ and error statistics.
 """
 from __future__ import annotations
 
-from .errors import (
+from . import _numba_cache
+
+_numba_cache.configure()  # before any kernel module is imported
+
+from .errors import (  # noqa: E402
     ImatrixError,
     NonFiniteError,
     QuantError,
@@ -13,8 +17,8 @@ from .errors import (
     UnknownTypeError,
     UnsupportedTypeError,
 )
-from .qtypes import QTYPES, QType, qtype
-from .quantize import dequantize, quantize
+from .qtypes import QTYPES, QType, qtype  # noqa: E402
+from .quantize import dequantize, quantize  # noqa: E402
 
 __all__ = [
     "QTYPES",
