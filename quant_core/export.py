@@ -171,6 +171,7 @@ def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Any, th
                 done += n
                 yield ExportProgress(index, len(plan.tensors), tp.name, done, total, time.perf_counter() - start)
             writer.write_padding(fout, tp.n_bytes)
+            model.release(tp.source.name)
         fout.flush()
         os.fsync(fout.fileno())
     finally:

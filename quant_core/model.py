@@ -5,6 +5,7 @@ float32 on demand (dequantizing already-quantized sources), so models larger tha
 """
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from dataclasses import dataclass, field
@@ -127,6 +128,21 @@ class Model:
         """The tensor's bytes in the file (a read-only memory-mapped uint8 view, no copy)."""
         t = self.tensor(name)
         return self._reader.data[t.data_offset : t.data_offset + t.n_bytes]
+
+    def release(self, name: str) -> None:
+        """Tell the OS this tensor's pages are no longer needed (keeps the resident set small
+        while streaming a model larger than RAM; the pages are re-read if used again)."""
+        mm = getattr(self._reader.data, "_mmap", None)
+        advice = getattr(mmap, "MADV_DONTNEED", None)
+        if mm is None or advice is None:
+            return
+        t = self.tensor(name)
+        start = t.data_offset // mmap.PAGESIZE * mmap.PAGESIZE
+        end = t.data_offset + t.n_bytes
+        try:
+            mm.madvise(advice, start, end - start)
+        except (OSError, ValueError):
+            pass  # advice only
 
     def rows_f32(self, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
         """Rows of the tensor as float32 (n_rows, ne0); a selection of rows reads only those."""
