@@ -8,26 +8,14 @@ from PySide6.QtCore import QPointF, Qt
 from explorer.panels.error_overview import ErrorOverview
 from explorer.panels.plot_common import category_color
 
-from .plot_support import WAIT_MS, open_small, wait_idle
+from .support import WAIT_MS, wait_idle
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_small(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def overview(qtbot, session):
-    w = ErrorOverview(session)
-    qtbot.addWidget(w)
-    w.resize(900, 400)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+def overview(show, session):
+    return show(ErrorOverview(session), 900, 400)
 
 
 def shown_points(overview: ErrorOverview, cat: str) -> dict[str, tuple[float, float]]:

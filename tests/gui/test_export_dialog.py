@@ -11,25 +11,14 @@ import explorer.session as session_module
 from explorer.dialogs.export_dialog import PROGRESS_STEPS, ExportDialog, default_output, format_duration
 from quant_core.model import open_model
 
-from .plot_support import WAIT_MS, open_small, wait_idle
+from .support import WAIT_MS, wait_idle
 
 pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_small(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def dialog(qtbot, session):
-    d = ExportDialog(session)
-    qtbot.addWidget(d)
-    d.show()
-    qtbot.waitExposed(d)
-    return d
+def dialog(show, session):
+    return show(ExportDialog(session))
 
 
 @pytest.fixture

@@ -10,27 +10,15 @@ from PySide6.QtCore import Qt, QTimer
 import explorer.session as session_module
 from explorer.panels.inspector import METRICS, Inspector
 
-from .plot_support import WAIT_MS, open_small, wait_idle
+from .support import WAIT_MS, wait_idle
 
 pytestmark = pytest.mark.gui
 TENSOR = "blk.0.ffn_up.weight"  # 512 rows: sampled (64 rows) first, then all
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_small(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def inspector(qtbot, session):
-    w = Inspector(session)
-    qtbot.addWidget(w)
-    w.resize(450, 850)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+def inspector(show, session):
+    return show(Inspector(session), 450, 850)
 
 
 def wait_full(qtbot, session, name: str = TENSOR, compare: str | None = None):

@@ -11,26 +11,15 @@ from explorer.panels.mix_map_model import EXPLICIT_ROLE, FALLBACK_ROLE, GLOBAL_R
 from explorer.panels.tensor_table import TensorTable
 from quant_core.qtypes import qtype
 
-from .panel_support import open_session
+from .support import ODD_FF
 
 pytestmark = pytest.mark.gui
+GUI_MODEL = ODD_FF  # ffn_down rows of 544: K-quants disabled there, fallbacks shown
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_session(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def mix(qtbot, session):
-    widget = MixMap(session)
-    qtbot.addWidget(widget)
-    widget.resize(1100, 500)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+def mix(show, session):
+    return show(MixMap(session), 1100, 500)
 
 
 def cell(mix: MixMap, layer: int | None, kind: str):

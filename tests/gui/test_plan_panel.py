@@ -15,26 +15,15 @@ from explorer.panels.tensor_table_model import COL_NAME, COL_TYPE
 from quant_core.ftypes import FILE_TYPES
 from quant_core.imatrix import write_imatrix_dat
 
-from .panel_support import open_session
+from .support import ODD_FF
 
 pytestmark = pytest.mark.gui
+GUI_MODEL = ODD_FF  # ffn_down rows of 544: K-quants disabled there, fallbacks shown
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_session(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def panel(qtbot, session):
-    widget = PlanPanel(session)
-    qtbot.addWidget(widget)
-    widget.resize(360, 900)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+def panel(show, session):
+    return show(PlanPanel(session), 360, 900)
 
 
 def choose(qtbot, combo: QComboBox, text: str) -> None:

@@ -7,27 +7,14 @@ import pytest
 from explorer.panels.plot_common import category_color
 from explorer.panels.size_panel import SizePanel
 
-from .plot_support import open_small
 
 pytestmark = pytest.mark.gui
 MIB = 1024.0**2
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_small(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def panel(qtbot, session):
-    w = SizePanel(session)
-    qtbot.addWidget(w)
-    w.resize(900, 450)
-    w.show()
-    qtbot.waitExposed(w)
-    return w
+def panel(show, session):
+    return show(SizePanel(session), 900, 450)
 
 
 def bar_width(panel: SizePanel) -> float:

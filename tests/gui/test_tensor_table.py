@@ -9,26 +9,15 @@ from explorer.panels.tensor_table import TensorTable
 from explorer.panels.tensor_table_model import COL_ERROR, COL_LAYER, COL_NAME, COL_SIZE, COL_TYPE
 from quant_core.qtypes import qtype
 
-from .panel_support import open_session
+from .support import ODD_FF
 
 pytestmark = pytest.mark.gui
+GUI_MODEL = ODD_FF  # ffn_down rows of 544: K-quants disabled there, fallbacks shown
 
 
 @pytest.fixture
-def session(tmp_path):
-    s = open_session(tmp_path)
-    yield s
-    s.shutdown()
-
-
-@pytest.fixture
-def table(qtbot, session):
-    widget = TensorTable(session)
-    qtbot.addWidget(widget)
-    widget.resize(1200, 700)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+def table(show, session):
+    return show(TensorTable(session), 1200, 700)
 
 
 def shown_column(table: TensorTable, column: int) -> list[str]:
