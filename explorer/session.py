@@ -59,6 +59,11 @@ def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatri
             yield EvaluationFailure(name, plan.tensor(name).type, str(err))
 
 
+def model_is_quantized(model: Model) -> bool:
+    """True when some weight matrix of the source is already quantized (not F32/F16/BF16)."""
+    return any(len(t.shape) >= 2 and t.src_type not in ("F32", "F16", "BF16") for t in model.tensors)
+
+
 class _PlanCommand(QUndoCommand):
     def __init__(self, session: ExplorerSession, before: PlanState, after: PlanState, text: str) -> None:
         super().__init__(text)
@@ -128,7 +133,9 @@ class ExplorerSession(QObject):
         self._inspected = None
         self.selected, self.inspection = [], None
         self.undo_stack.clear()
-        self.state = PlanState(replace(QuantOptions(), imatrix=None))
+        # a GUI user who opens an already-quantized file means to requantize it (the Plan panel
+        # shows the switch, and the export dialog says the source is quantized)
+        self.state = PlanState(QuantOptions(allow_requantize=model_is_quantized(model)))
         self._apply_state(self.state, notify=False)
         self._update_preset_sizes()
         self.model_changed.emit()

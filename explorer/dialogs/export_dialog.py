@@ -143,6 +143,15 @@ class ExportDialog(QDialog):
             form.addRow(label, field)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        requantized = sorted({tp.source.src_type for tp in (s.plan.tensors if s.plan else ())
+                              if tp.converts and tp.source.src_type not in ("F32", "F16", "BF16")})
+        if requantized:
+            note = QLabel(f"The source is already quantized ({', '.join(requantized)}): those tensors are "
+                          "dequantized and quantized again, which costs more quality than starting from "
+                          "F16/BF16.")
+            note.setWordWrap(True)
+            note.setStyleSheet("color: #8a5a00;")
+            layout.addWidget(note)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.result_label)

@@ -114,8 +114,15 @@ class PlanPanel(QWidget):
         self.leave_output_check.toggled.connect(
             lambda on: self._set_option("leave output tensor" if on else "quantize output tensor",
                                         leave_output_tensor=on))
+        self.requantize_check = QCheckBox("Allow &requantize (--allow-requantize)")
+        self.requantize_check.setToolTip(
+            "Let export re-encode tensors that are already quantized in the source file "
+            "(they are dequantized first; quality is lower than quantizing from F16/BF16)")
+        self.requantize_check.toggled.connect(
+            lambda on: self._set_option("allow requantize" if on else "no requantize", allow_requantize=on))
         form.addRow(self.pure_check)
         form.addRow(self.leave_output_check)
+        form.addRow(self.requantize_check)
         self.output_combo = self._type_combo("--output-tensor-type: type of output.weight")
         self.output_combo.activated.connect(lambda _i: self._on_type_option("output_tensor_type", self.output_combo))
         self.embd_combo = self._type_combo("--token-embedding-type: type of token_embd.weight")
@@ -193,7 +200,7 @@ class PlanPanel(QWidget):
         o = s.state.options
         has_model = s.model is not None and s.plan is not None
         for w in (self.preset_combo, self.imatrix_load, self.pure_check, self.leave_output_check,
-                  self.output_combo, self.embd_combo, self.rules, self.save_button, self.load_button,
+                  self.requantize_check, self.output_combo, self.embd_combo, self.rules, self.save_button, self.load_button,
                   self.copy_button):
             w.setEnabled(has_model)
         self.imatrix_clear.setEnabled(has_model and s.imatrix is not None)
@@ -205,6 +212,8 @@ class PlanPanel(QWidget):
             self.pure_check.setChecked(o.pure)
         with QSignalBlocker(self.leave_output_check):
             self.leave_output_check.setChecked(o.leave_output_tensor)
+        with QSignalBlocker(self.requantize_check):
+            self.requantize_check.setChecked(o.allow_requantize)
         for combo, value in ((self.output_combo, o.output_tensor_type), (self.embd_combo, o.token_embedding_type)):
             with QSignalBlocker(combo):
                 combo.setCurrentText(value or PRESET_DEFAULT)

@@ -87,3 +87,19 @@ def test_screenshot_option_writes_a_png(qapp, tmp_path, monkeypatch) -> None:
     out = tmp_path / "shot.png"
     assert app_module.main([str(DEMO_MODEL), "--screenshot", str(out)]) == 0
     assert out.stat().st_size > 10_000 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_already_quantized_model_can_be_requantized(window, qtbot, tmp_path) -> None:
+    from explorer.dialogs.export_dialog import ExportDialog
+    from quant_core.cli import main as cli_main
+
+    q8 = tmp_path / "q8.gguf"
+    assert cli_main(["quantize", str(DEMO_MODEL), str(q8), "Q8_0"]) == 0
+    assert window.open_path(q8)
+    s = window.session
+    assert s.state.options.allow_requantize and window.plan_panel.requantize_check.isChecked()
+    dialog = ExportDialog(s, window)
+    assert any("already quantized (Q8_0)" in label.text() for label in dialog.findChildren(type(window.status_label)))
+    dialog.deleteLater()
+    window.plan_panel.requantize_check.click()
+    assert not s.state.options.allow_requantize
