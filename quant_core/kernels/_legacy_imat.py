@@ -36,52 +36,41 @@ def block_weights(x, qw, base, sigma2, w):
         w[j] = qw[base + j] * np.sqrt(sigma2 + v * v)
 
 
-@njit(**JIT)
-def _pack_nibbles(L, out, o):
-    for j in range(16):
-        out[o + j] = np.uint8((np.int64(L[j]) | (np.int64(L[j + 16]) << 4)) & 0xFF)
+@njit(inline="always", **JIT)
+def pack_pair(c0, c1, out, qs, j, five_bits):
+    """Store codes j and j+16 of a block as qs[j] (low / high nibble); return their qh bits.
+
+    The fifth bits go to bits j and j+16 of the block's qh word. As in ggml's Q4 _ref the
+    first code is OR-ed in unmasked (a wrapped negative code keeps its high bits).
+    """
+    out[qs + j] = np.uint8(((c0 & 0x0F if five_bits else c0) | (c1 << 4)) & 0xFF)
+    return (((c0 >> 4) & 1) << j) | (((c1 >> 4) & 1) << (j + 16))
 
 
-@njit(**JIT)
-def _pack_q5(L, out, o):
+@njit(inline="always", **JIT)
+def pack_block(L, out, o, five_bits):
+    """Store the 32 codes of ``L`` at ``out[o]``: the qh word first with ``five_bits``, then qs."""
     qh = np.int64(0)
     for j in range(16):
-        c0 = np.int64(L[j])
-        c1 = np.int64(L[j + 16])
-        out[o + 4 + j] = np.uint8((c0 & 0x0F) | ((c1 & 0x0F) << 4))
-        qh |= ((c0 & 0x10) >> 4) << j
-        qh |= ((c1 & 0x10) >> 4) << (j + 16)
-    store_u32(out, o, qh)
+        qh |= pack_pair(np.int64(L[j]), np.int64(L[j + 16]), out, o + 4 if five_bits else o, j, five_bits)
+    if five_bits:
+        store_u32(out, o, qh)
 
 
 @njit(**JIT)
-def imat_row_q4_0(x, qw, out):
-    """One Q4_0 row with importance weights: d = make_qx_quants(32, 8, rmse 1, w)."""
+def imat_row_symmetric(x, qw, out, five_bits):
+    """One Q4_0 / Q5_0 row with importance weights: d = make_qx_quants(32, 8 or 16, rmse 1, w)."""
     sigma2 = row_sigma2(x)
     w = np.empty(QK, dtype=np.float32)
     L = np.empty(QK, dtype=np.int8)
     work = qx_work()
+    block = 22 if five_bits else 18
     for b in range(x.shape[0] // QK):
         base = b * QK
         block_weights(x, qw, base, sigma2, w)
-        d = make_qx_quants(QK, 8, x, base, L, 0, 1, w, 0, work)
-        store_fp16(out, b * 18, d)
-        _pack_nibbles(L, out, b * 18 + 2)
-
-
-@njit(**JIT)
-def imat_row_q5_0(x, qw, out):
-    """One Q5_0 row with importance weights: d = make_qx_quants(32, 16, rmse 1, w)."""
-    sigma2 = row_sigma2(x)
-    w = np.empty(QK, dtype=np.float32)
-    L = np.empty(QK, dtype=np.int8)
-    work = qx_work()
-    for b in range(x.shape[0] // QK):
-        base = b * QK
-        block_weights(x, qw, base, sigma2, w)
-        d = make_qx_quants(QK, 16, x, base, L, 0, 1, w, 0, work)
-        store_fp16(out, b * 22, d)
-        _pack_q5(L, out, b * 22 + 2)
+        d = make_qx_quants(QK, 16 if five_bits else 8, x, base, L, 0, 1, w, 0, work)
+        store_fp16(out, b * block, d)
+        pack_block(L, out, b * block + 2, five_bits)
 
 
 @njit(**JIT_NP)
@@ -99,18 +88,18 @@ def _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out):
         o = (b0 + g) * block_bytes
         store_fp16(out, o, sc.scales[g])
         store_fp16(out, o + 2, -sc.mins[g])
-        if nmax == 15:
-            _pack_nibbles(sc.Lt[:, g], out, o + 4)
-        else:
-            _pack_q5(sc.Lt[:, g], out, o + 4)
+        pack_block(sc.Lt[:, g], out, o + 4, nmax == 31)
 
 
 @njit(**JIT_NP)
-def _affine_row(x, qw, out, nmax, block_bytes):
-    """Q4_1 (nmax 15) or Q5_1 (nmax 31) row: fp16 d = scale, fp16 m = min (<= 0), then codes.
+def imat_row_affine(x, qw, out, five_bits):
+    """One Q4_1 / Q5_1 row with importance weights: make_qkx3_quants(32, 15 or 31, w, -0.9, 0.05, 36).
 
-    Blocks are independent, so they are searched BATCH at a time in lockstep (same bytes).
+    Each block stores fp16 d = scale, fp16 m = min (<= 0), then its codes. Blocks are
+    independent, so they are searched BATCH at a time in lockstep (same bytes).
     """
+    nmax = 31 if five_bits else 15
+    block_bytes = 24 if five_bits else 20
     sigma2 = row_sigma2(x)
     nb = x.shape[0] // QK
     full = nb - nb % BATCH
@@ -120,15 +109,3 @@ def _affine_row(x, qw, out, nmax, block_bytes):
             _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out)
     if full < nb:
         _affine_blocks(x, qw, full, sigma2, nmax, block_bytes, new_scratch(QK, nb - full), out)
-
-
-@njit(**JIT)
-def imat_row_q4_1(x, qw, out):
-    """One Q4_1 row with importance weights: make_qkx3_quants(32, 15, w, -0.9, 0.05, 36)."""
-    _affine_row(x, qw, out, 15, 20)
-
-
-@njit(**JIT)
-def imat_row_q5_1(x, qw, out):
-    """One Q5_1 row with importance weights: make_qkx3_quants(32, 31, w, -0.9, 0.05, 36)."""
-    _affine_row(x, qw, out, 31, 24)

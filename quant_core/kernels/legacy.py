@@ -2,176 +2,151 @@
 
 Without an importance matrix ggml runs ``quantize_row_<t>_ref`` (codes from the unrounded fp32
 inverse scale, truncation after adding 8.5 / 16.5 / 0.5). With one, the per-row ``_impl``
-searches of ``_legacy_imat`` run instead.
+searches of ``_legacy_imat`` run instead. The four types differ only in two switches, which
+every helper takes as compile-time constants: ``affine`` (a min is stored after d: Q4_1, Q5_1)
+and ``five_bits`` (a 32-bit qh word of fifth bits before the nibbles: Q5_0, Q5_1).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, signed_absmax, store_fp16, store_u32
-from ._legacy_imat import imat_row_q4_0, imat_row_q4_1, imat_row_q5_0, imat_row_q5_1
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, store_fp16, store_u32
+from ._legacy_imat import QK, imat_row_affine, imat_row_symmetric, pack_pair
+from ._simd import first_absmax, first_min_max
 from .registry import dequantizer, quantizer
 
-QK = 32
-FLT_MAX = F32(3.4028234663852886e38)
+# kind = 2 * five_bits + affine: Q4_0, Q4_1, Q5_0, Q5_1
+BLOCK_BYTES = (18, 20, 22, 24)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def trunc_i8(v):
     """C ``(int8_t)v`` for a float32 as gcc emits it on x86-64: cvttss2si, then the low byte.
 
     NaN and out-of-range values give INT_MIN (low byte 0); in-range values wrap modulo 256.
+    Written with a select so that the code loops vectorize.
     """
-    if v > F32(-2147483904.0) and v < F32(2147483648.0):
-        t = np.int64(v)
+    in_range = (v > F32(-2147483904.0)) & (v < F32(2147483648.0))
+    t = np.int32(v) if in_range else np.int32(-2147483648)
+    return np.int32(np.int8(t))
+
+
+@njit(inline="always", **JIT)
+def _ref_block(x, base, out, o, affine, five_bits):
+    """One block of quantize_row_<t>_ref at ``out[o]``."""
+    top = 31 if five_bits else 15
+    if affine:
+        vmin, vmax = first_min_max(x, base, QK)
+        d = (vmax - vmin) / F32(top)
+        store_fp16(out, o + 2, vmin)
+        bias = F32(0.5)
     else:
-        t = np.int64(-2147483648)
-    return ((t & 0xFF) ^ 0x80) - 0x80
+        amax, vmax = first_absmax(x, base, QK)
+        vmin = F32(0.0)  # x - 0 == x exactly, so the symmetric codes are unchanged
+        d = vmax / F32(-16.0 if five_bits else -8.0)
+        bias = F32(16.5 if five_bits else 8.5)
+    store_fp16(out, o, d)
+    inv = F32(1.0) / d if d != F32(0.0) else F32(0.0)
+    qh_at = o + (4 if affine else 2)
+    qs = qh_at + (4 if five_bits else 0)
+    clamp = not (affine and five_bits)  # Q5_1 casts to uint8 without a MIN
+    qh = np.int64(0)
+    for j in range(16):
+        c0 = trunc_i8((x[base + j] - vmin) * inv + bias)
+        c1 = trunc_i8((x[base + 16 + j] - vmin) * inv + bias)
+        if clamp:
+            c0 = min(np.int32(top), c0)
+            c1 = min(np.int32(top), c1)
+        qh |= pack_pair(np.int64(c0 & 0xFF), np.int64(c1 & 0xFF), out, qs, j, five_bits)
+    if five_bits:
+        store_u32(out, qh_at, qh)
 
 
-@njit(**JIT)
-def _min_max(x, base):
-    """Block minimum and maximum with ggml's FLT_MAX / -FLT_MAX start."""
-    vmin = FLT_MAX
-    vmax = -FLT_MAX
-    for j in range(base, base + QK):
-        v = x[j]
-        if v < vmin:
-            vmin = v
-        if v > vmax:
-            vmax = v
-    return vmin, vmax
-
-
-@njit(**JIT)
-def _inverse(d):
-    return F32(1.0) / d if d != F32(0.0) else F32(0.0)
-
-
-@njit(**JIT)
-def _ref_row_q4_0(x, out):
+@njit(inline="always", **JIT)
+def _ref_row(x, out, affine, five_bits):
+    block = BLOCK_BYTES[2 * five_bits + affine]
     for b in range(x.shape[0] // QK):
-        base = b * QK
-        o = b * 18
-        amax, vmax = signed_absmax(x, base, QK)
-        d = vmax / F32(-8.0)
-        inv = _inverse(d)
-        store_fp16(out, o, d)
-        for j in range(16):
-            lo = min(15, trunc_i8(x[base + j] * inv + F32(8.5))) & 0xFF
-            hi = min(15, trunc_i8(x[base + 16 + j] * inv + F32(8.5))) & 0xFF
-            out[o + 2 + j] = np.uint8((lo | (hi << 4)) & 0xFF)
+        _ref_block(x, b * QK, out, b * block, affine, five_bits)
 
 
-@njit(**JIT)
-def _ref_row_q4_1(x, out):
-    for b in range(x.shape[0] // QK):
-        base = b * QK
-        o = b * 20
-        vmin, vmax = _min_max(x, base)
-        d = (vmax - vmin) / F32(15.0)
-        inv = _inverse(d)
-        store_fp16(out, o, d)
-        store_fp16(out, o + 2, vmin)
-        for j in range(16):
-            lo = min(15, trunc_i8((x[base + j] - vmin) * inv + F32(0.5))) & 0xFF
-            hi = min(15, trunc_i8((x[base + 16 + j] - vmin) * inv + F32(0.5))) & 0xFF
-            out[o + 4 + j] = np.uint8((lo | (hi << 4)) & 0xFF)
+@njit(inline="always", **JIT)
+def _quantize_row(x, qw, out, affine, five_bits):
+    if qw.shape[0] > 0:
+        if affine:
+            imat_row_affine(x, qw, out, five_bits)
+        else:
+            imat_row_symmetric(x, qw, out, five_bits)
+    else:
+        _ref_row(x, out, affine, five_bits)
 
 
-@njit(**JIT)
-def _q5_pair(c0, c1, j, out, o):
-    """Store the low nibbles of codes j and j+16 at qs[j]; return their fifth bits placed in qh."""
-    out[o + 4 + j] = np.uint8((c0 & 0x0F) | ((c1 & 0x0F) << 4))
-    return (((c0 >> 4) & 1) << j) | (((c1 >> 4) & 1) << (j + 16))
-
-
-@njit(**JIT)
-def _ref_row_q5_0(x, out):
-    for b in range(x.shape[0] // QK):
-        base = b * QK
-        o = b * 22
-        amax, vmax = signed_absmax(x, base, QK)
-        d = vmax / F32(-16.0)
-        inv = _inverse(d)
-        store_fp16(out, o, d)
-        qh = np.int64(0)
-        for j in range(16):
-            c0 = min(31, trunc_i8(x[base + j] * inv + F32(16.5))) & 0xFF
-            c1 = min(31, trunc_i8(x[base + 16 + j] * inv + F32(16.5))) & 0xFF
-            qh |= _q5_pair(c0, c1, j, out, o + 2)
-        store_u32(out, o + 2, qh)
-
-
-@njit(**JIT)
-def _ref_row_q5_1(x, out):
-    for b in range(x.shape[0] // QK):
-        base = b * QK
-        o = b * 24
-        vmin, vmax = _min_max(x, base)
-        d = (vmax - vmin) / F32(31.0)
-        inv = _inverse(d)
-        store_fp16(out, o, d)
-        store_fp16(out, o + 2, vmin)
-        qh = np.int64(0)
-        for j in range(16):
-            # (uint8_t) of the float: the same cvttss2si low byte as the int8 case
-            c0 = trunc_i8((x[base + j] - vmin) * inv + F32(0.5)) & 0xFF
-            c1 = trunc_i8((x[base + 16 + j] - vmin) * inv + F32(0.5)) & 0xFF
-            qh |= _q5_pair(c0, c1, j, out, o + 4)
-        store_u32(out, o + 4, qh)
+@njit(inline="always", **JIT_PARALLEL)
+def _quantize_rows(x, qw, affine, five_bits):
+    out = np.empty((x.shape[0], x.shape[1] // QK * BLOCK_BYTES[2 * five_bits + affine]), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        _quantize_row(x[r], qw, out[r], affine, five_bits)
+    return out
 
 
 @quantizer("Q4_0")
 @njit(**JIT_PARALLEL)
 def quantize_q4_0(x, qw):
     """Q4_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    out = np.empty((x.shape[0], x.shape[1] // QK * 18), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        if qw.shape[0] == 0:
-            _ref_row_q4_0(x[r], out[r])
-        else:
-            imat_row_q4_0(x[r], qw, out[r])
-    return out
+    return _quantize_rows(x, qw, False, False)
 
 
 @quantizer("Q4_1")
 @njit(**JIT_PARALLEL)
 def quantize_q4_1(x, qw):
     """Q4_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    out = np.empty((x.shape[0], x.shape[1] // QK * 20), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        if qw.shape[0] == 0:
-            _ref_row_q4_1(x[r], out[r])
-        else:
-            imat_row_q4_1(x[r], qw, out[r])
-    return out
+    return _quantize_rows(x, qw, True, False)
 
 
 @quantizer("Q5_0")
 @njit(**JIT_PARALLEL)
 def quantize_q5_0(x, qw):
     """Q5_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    out = np.empty((x.shape[0], x.shape[1] // QK * 22), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        if qw.shape[0] == 0:
-            _ref_row_q5_0(x[r], out[r])
-        else:
-            imat_row_q5_0(x[r], qw, out[r])
-    return out
+    return _quantize_rows(x, qw, False, True)
 
 
 @quantizer("Q5_1")
 @njit(**JIT_PARALLEL)
 def quantize_q5_1(x, qw):
     """Q5_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    out = np.empty((x.shape[0], x.shape[1] // QK * 24), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        if qw.shape[0] == 0:
-            _ref_row_q5_1(x[r], out[r])
-        else:
-            imat_row_q5_1(x[r], qw, out[r])
+    return _quantize_rows(x, qw, True, True)
+
+
+@njit(inline="always", **JIT)
+def _dequantize_row(q, y, affine, five_bits):
+    block = BLOCK_BYTES[2 * five_bits + affine]
+    offset = 0 if affine else (16 if five_bits else 8)
+    qs = (4 if affine else 2) + (4 if five_bits else 0)
+    for b in range(y.shape[0] // QK):
+        o = b * block
+        d = load_fp16(q, o)
+        m = load_fp16(q, o + 2) if affine else F32(0.0)
+        qh = load_u32(q, o + qs - 4) if five_bits else 0
+        for j in range(16):
+            byte = np.int64(q[o + qs + j])
+            lo = byte & 0x0F
+            hi = byte >> 4
+            if five_bits:
+                lo |= ((qh >> j) & 1) << 4
+                hi |= ((qh >> (j + 16)) & 1) << 4
+            if affine:  # (d * q) + m, two roundings as gguf-py
+                y[b * QK + j] = d * F32(lo) + m
+                y[b * QK + 16 + j] = d * F32(hi) + m
+            else:
+                y[b * QK + j] = d * F32(lo - offset)
+                y[b * QK + 16 + j] = d * F32(hi - offset)
+
+
+@njit(inline="always", **JIT_PARALLEL)
+def _dequantize_rows(q, n_per_row, affine, five_bits):
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        _dequantize_row(q[r], out[r], affine, five_bits)
     return out
 
 
@@ -179,68 +154,25 @@ def quantize_q5_1(x, qw):
 @njit(**JIT_PARALLEL)
 def dequantize_q4_0(q, n_per_row):
     """Q4_0 -> float32: (q - 8) * d."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * 18
-            d = load_fp16(q[r], o)
-            for j in range(16):
-                byte = np.int64(q[r, o + 2 + j])
-                out[r, b * QK + j] = d * F32((byte & 0x0F) - 8)
-                out[r, b * QK + 16 + j] = d * F32((byte >> 4) - 8)
-    return out
+    return _dequantize_rows(q, n_per_row, False, False)
 
 
 @dequantizer("Q4_1")
 @njit(**JIT_PARALLEL)
 def dequantize_q4_1(q, n_per_row):
-    """Q4_1 -> float32: (d * q) + m, two roundings as gguf-py."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * 20
-            d = load_fp16(q[r], o)
-            m = load_fp16(q[r], o + 2)
-            for j in range(16):
-                byte = np.int64(q[r, o + 4 + j])
-                out[r, b * QK + j] = d * F32(byte & 0x0F) + m
-                out[r, b * QK + 16 + j] = d * F32(byte >> 4) + m
-    return out
-
-
-@njit(**JIT)
-def _q5_code(q, o, j):
-    """Five-bit code of element j of a Q5 block whose qh starts at ``q[o]``."""
-    qh = load_u32(q, o)
-    nib = np.int64(q[o + 4 + (j & 15)])
-    nib = (nib & 0x0F) if j < 16 else (nib >> 4)
-    return nib | (((qh >> j) & 1) << 4)
+    """Q4_1 -> float32: (d * q) + m."""
+    return _dequantize_rows(q, n_per_row, True, False)
 
 
 @dequantizer("Q5_0")
 @njit(**JIT_PARALLEL)
 def dequantize_q5_0(q, n_per_row):
     """Q5_0 -> float32: (q - 16) * d."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * 22
-            d = load_fp16(q[r], o)
-            for j in range(QK):
-                out[r, b * QK + j] = d * F32(_q5_code(q[r], o + 2, j) - 16)
-    return out
+    return _dequantize_rows(q, n_per_row, False, True)
 
 
 @dequantizer("Q5_1")
 @njit(**JIT_PARALLEL)
 def dequantize_q5_1(q, n_per_row):
     """Q5_1 -> float32: (d * q) + m."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * 24
-            d = load_fp16(q[r], o)
-            m = load_fp16(q[r], o + 2)
-            for j in range(QK):
-                out[r, b * QK + j] = d * F32(_q5_code(q[r], o + 4, j)) + m
-    return out
+    return _dequantize_rows(q, n_per_row, True, True)

@@ -1,0 +1,158 @@
+"""Block reductions as single vector operations (numba intrinsics emitting LLVM vector IR).
+
+ggml finds a block's extreme values with a scalar loop whose every step depends on the last
+one; numba's loop vectorizer does not touch these short loops (they are unrolled first), so
+they cost a long dependency chain per block. These intrinsics load the whole block as one
+LLVM vector and reduce it with ``llvm.vector.reduce.*``, then find the first element equal
+to the result (``cttz`` of the comparison mask), which gives ggml's first-wins tie rule.
+
+The inputs must be finite (the public wrapper guarantees it): both reductions compare bit
+patterns as integers, which orders finite floats exactly as float comparisons do.
+Arguments: a C-contiguous 1-D float32 array, a start index and a literal block length n
+(1..256); no bounds checks, as in the rest of numba.
+"""
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+_I1 = ir.IntType(1)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_F32 = ir.FloatType()
+_LOW31 = 0x7FFFFFFF
+
+
+def _accepts(arr: types.Type, start: types.Type, n: types.Type) -> bool:
+    return (isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.ndim == 1
+            and arr.layout == "C" and isinstance(start, types.Integer)
+            and isinstance(n, types.IntegerLiteral) and 1 <= n.literal_value <= 256)
+
+
+def _load_block(context, builder, sig, args):
+    """(n, pointer to the block's first element, the block as an <n x float> vector)."""
+    n = sig.args[2].literal_value
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    start = context.cast(builder, args[1], sig.args[1], types.intp)
+    ptr = builder.gep(ary.data, [start])
+    vec = builder.load(builder.bitcast(ptr, ir.VectorType(_F32, n).as_pointer()), align=4)
+    return n, ptr, vec
+
+
+def _call(builder, name, ret, argv):
+    fnty = ir.FunctionType(ret, [a.type for a in argv])
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), argv)
+
+
+def _first_equal(builder, ptr, vec, value):
+    """The first element of the block equal to ``value`` (float equality: -0.0 == 0.0).
+
+    Read back from memory: extracting a lane at a variable index spills the vector instead.
+    """
+    n = vec.type.count
+    splat = builder.insert_element(ir.Constant(vec.type, ir.Undefined), value, ir.Constant(_I32, 0))
+    splat = builder.shuffle_vector(splat, ir.Constant(vec.type, ir.Undefined),
+                                   ir.Constant(ir.VectorType(_I32, n), [0] * n))
+    mask = builder.bitcast(builder.fcmp_ordered("==", vec, splat), ir.IntType(n))
+    index = _call(builder, f"llvm.cttz.i{n}", ir.IntType(n), [mask, ir.Constant(_I1, 1)])
+    if n != 64:
+        index = builder.zext(index, _I64) if n < 64 else builder.trunc(index, _I64)
+    return builder.load(builder.gep(ptr, [index]))
+
+
+def _splat(vt: ir.VectorType, value: int) -> ir.Constant:
+    return ir.Constant(vt, [value] * vt.count)
+
+
+@intrinsic
+def first_absmax(typingctx, arr, start, n):
+    """``(amax, v)``: the largest |x| of ``arr[start:start+n]`` and the first x of that magnitude.
+
+    As ggml's ``if (amax < fabsf(v)) { amax = fabsf(v); max = v; }`` from 0: ``(0, +0.0)`` for
+    a block of zeros.
+    """
+    if not _accepts(arr, start, n):
+        return None
+    sig = types.UniTuple(types.float32, 2)(arr, start, n)
+
+    def codegen(context, builder, sig, args):
+        n, ptr, vec = _load_block(context, builder, sig, args)
+        vt = ir.VectorType(_I32, n)
+        magnitudes = builder.and_(builder.bitcast(vec, vt), _splat(vt, _LOW31))
+        top = _call(builder, f"llvm.vector.reduce.umax.v{n}i32", _I32, [magnitudes])
+        amax = builder.bitcast(top, _F32)
+        first = _first_equal(builder, ptr, builder.bitcast(magnitudes, vec.type), amax)
+        is_zero = builder.icmp_unsigned("==", top, ir.Constant(_I32, 0))
+        value = builder.select(is_zero, ir.Constant(_F32, 0.0), first)
+        return context.make_tuple(builder, sig.return_type, [amax, value])
+
+    return sig, codegen
+
+
+@intrinsic
+def first_min_max(typingctx, arr, start, n):
+    """``(min, max)`` of ``arr[start:start+n]``, each the first element of that value.
+
+    As ggml's ``if (v < min) min = v; if (v > max) max = v;`` from +/-FLT_MAX: only the sign
+    of a zero can tell equal values apart, and the first one wins.
+    """
+    if not _accepts(arr, start, n):
+        return None
+    sig = types.UniTuple(types.float32, 2)(arr, start, n)
+
+    def codegen(context, builder, sig, args):
+        n, ptr, vec = _load_block(context, builder, sig, args)
+        vt = ir.VectorType(_I32, n)
+        bits = builder.bitcast(vec, vt)
+        # float order as signed integers: flip the magnitude bits of negatives (an involution)
+        keys = builder.xor(bits, builder.and_(builder.ashr(bits, _splat(vt, 31)), _splat(vt, _LOW31)))
+        result = []
+        for op in ("smin", "smax"):
+            k = _call(builder, f"llvm.vector.reduce.{op}.v{n}i32", _I32, [keys])
+            k = builder.xor(k, builder.and_(builder.ashr(k, ir.Constant(_I32, 31)), ir.Constant(_I32, _LOW31)))
+            result.append(_first_equal(builder, ptr, vec, builder.bitcast(k, _F32)))
+        return context.make_tuple(builder, sig.return_type, result)
+
+    return sig, codegen
+
+
+_LANES = 8  # 32-byte vectors: numba allocates arrays 32-byte aligned
+
+
+@intrinsic
+def stream_copy_u32(typingctx, dst, src, start, nvec):
+    """Copy ``nvec`` 8-word vectors ``src[start:start + 8*nvec]`` to ``dst`` with streaming stores.
+
+    Non-temporal stores skip reading the destination into the cache first, which saves a
+    third of the memory traffic of a large copy. ``dst[start]`` must be 32-byte aligned.
+    Returns the OR over the copied words of ``(w & 0x7F800000) + 0x00800000``: its top bit is
+    set exactly when a copied float32 is NaN or infinite (exponent field all ones).
+    """
+    u32 = types.uint32
+    if not all(isinstance(a, types.Array) and a.dtype == u32 and a.ndim == 1 and a.layout == "C"
+               for a in (dst, src)) or not isinstance(start, types.Integer) \
+            or not isinstance(nvec, types.Integer) or not dst.mutable:
+        return None
+    sig = u32(dst, src, start, nvec)
+
+    def codegen(context, builder, sig, args):
+        d = context.make_array(sig.args[0])(context, builder, args[0])
+        s = context.make_array(sig.args[1])(context, builder, args[1])
+        first = context.cast(builder, args[2], sig.args[2], types.intp)
+        count = context.cast(builder, args[3], sig.args[3], types.intp)
+        vt = ir.VectorType(_I32, _LANES)
+        seen = cgutils.alloca_once_value(builder, ir.Constant(vt, [0] * _LANES))
+        streaming = builder.module.add_metadata([ir.Constant(_I32, 1)])
+        with cgutils.for_range(builder, count) as loop:
+            at = builder.add(first, builder.mul(loop.index, ir.Constant(first.type, _LANES)))
+            words = builder.load(builder.bitcast(builder.gep(s.data, [at]), vt.as_pointer()), align=4)
+            store = builder.store(words, builder.bitcast(builder.gep(d.data, [at]), vt.as_pointer()), align=32)
+            store.set_metadata("nontemporal", streaming)
+            carry = builder.add(builder.and_(words, _splat(vt, 0x7F800000)), _splat(vt, 0x00800000))
+            builder.store(builder.or_(builder.load(seen), carry), seen)
+        builder.fence("seq_cst")  # streaming stores are weakly ordered: publish them
+        return _call(builder, f"llvm.vector.reduce.or.v{_LANES}i32", _I32, [builder.load(seen)])
+
+    return sig, codegen
