@@ -11,6 +11,7 @@ import numpy.typing as npt
 from .errors import ImatrixError, NonFiniteError, ShapeError, UnsupportedTypeError
 from .kernels import DEQUANTIZERS, QUANTIZERS
 from .kernels._common import NO_IMATRIX, first_nonfinite
+from .kernels.floats import copy_f32_checked
 from .qtypes import QType, qtype
 
 
@@ -46,11 +47,17 @@ def quantize(
     rows = _as_rows(x)
     n_per_row = rows.shape[1]
     _check_row_length(qt, n_per_row)
-    _check_finite(rows, "weights")
-    weights = _check_imatrix(imatrix, n_per_row)
-    if weights is None and qt.ggml_requires_imatrix:
-        raise ImatrixError(f"{qt.name} cannot be quantized without an importance matrix")
     with _thread_count(threads):
+        copied = None
+        if qt.name == "F32":  # a plain copy, checked while copying: one pass over the weights
+            copied = _copy_f32(rows)
+        else:
+            _check_finite(rows, "weights")
+        weights = _check_imatrix(imatrix, n_per_row)
+        if weights is None and qt.ggml_requires_imatrix:
+            raise ImatrixError(f"{qt.name} cannot be quantized without an importance matrix")
+        if copied is not None:
+            return copied
         return kernel(rows, NO_IMATRIX if weights is None else weights)
 
 
@@ -104,6 +111,14 @@ def _check_finite(rows: np.ndarray, what: str) -> None:
     if bad >= 0:
         r, c = divmod(int(bad), rows.shape[1])
         raise NonFiniteError(f"{what} contain a non-finite value ({rows[r, c]}) at row {r}, column {c}")
+
+
+def _copy_f32(rows: np.ndarray) -> np.ndarray:
+    """F32 "quantization" is a copy: check the weights while copying them (one pass)."""
+    out, finite = copy_f32_checked(rows)
+    if not finite:
+        _check_finite(rows, "weights")
+    return out
 
 
 def _check_imatrix(imatrix: npt.ArrayLike | None, n_per_row: int) -> np.ndarray | None:

@@ -9,12 +9,49 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, fp32_to_bf16_bits, u32_to_f32
+from ._simd import stream_copy_u32
 from .registry import dequantizer, quantizer
+
+
+_COPY_CHUNK = 1 << 16  # words per parallel task (a multiple of 8 keeps every task aligned)
+_NONFINITE = np.uint32(0x80000000)
+
+
+@njit(**JIT_PARALLEL)
+def copy_f32_checked(x):
+    """``(bytes, finite)``: the float32 rows copied as uint8, and whether all are finite.
+
+    One pass over the weights, with streaming stores (see ``_simd.stream_copy_u32``, which
+    also checks the exponent bits as it copies).
+    """
+    rows, n = x.shape
+    out = np.empty((rows, 4 * n), dtype=np.uint8)
+    src = x.reshape(rows * n).view(np.uint32)
+    dst = out.reshape(rows * 4 * n).view(np.uint32)
+    total = rows * n
+    chunks = (total + _COPY_CHUNK - 1) // _COPY_CHUNK
+    seen = np.empty(chunks, dtype=np.uint32)
+    aligned = dst.ctypes.data % 32 == 0
+    for k in prange(chunks):
+        lo = k * _COPY_CHUNK
+        hi = min(total, lo + _COPY_CHUNK)
+        nvec = (hi - lo) // 8 if aligned else 0
+        flags = stream_copy_u32(dst, src, lo, nvec)
+        for i in range(lo + 8 * nvec, hi):
+            w = src[i]
+            dst[i] = w
+            flags |= (w & np.uint32(0x7F800000)) + np.uint32(0x00800000)
+        seen[k] = flags
+    finite = True
+    for k in range(chunks):
+        finite &= seen[k] < _NONFINITE
+    return out, finite
 
 
 @quantizer("F32")
 def quantize_f32(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
-    return np.array(x, dtype="<f4", copy=True).view(np.uint8)
+    """F32 is a copy (``quantize`` uses :func:`copy_f32_checked` directly, to check as it copies)."""
+    return copy_f32_checked(x)[0]
 
 
 @dequantizer("F32")

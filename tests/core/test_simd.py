@@ -1,0 +1,103 @@
+"""The vector-intrinsic block reductions and the streaming F32 copy agree with scalar code."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from quant_core import quantize
+from quant_core.errors import NonFiniteError
+from quant_core.kernels._simd import first_absmax, first_min_max
+from quant_core.kernels.floats import copy_f32_checked
+
+
+@njit(cache=False)
+def _absmax_blocks(x, n):
+    out = np.empty((x.shape[0] // n, 2), dtype=np.float32)
+    for b in range(x.shape[0] // n):
+        if n == 16:
+            out[b] = first_absmax(x, b * n, 16)
+        elif n == 32:
+            out[b] = first_absmax(x, b * n, 32)
+        else:
+            out[b] = first_absmax(x, b * n, 256)
+    return out
+
+
+@njit(cache=False)
+def _min_max_blocks(x):
+    out = np.empty((x.shape[0] // 32, 2), dtype=np.float32)
+    for b in range(x.shape[0] // 32):
+        out[b] = first_min_max(x, b * 32, 32)
+    return out
+
+
+def _scalar_absmax(block: np.ndarray) -> tuple[float, float]:
+    amax, vmax = np.float32(0), np.float32(0)
+    for v in block:
+        if abs(v) > amax:
+            amax, vmax = abs(v), v
+    return amax, vmax
+
+
+def _scalar_min_max(block: np.ndarray) -> tuple[float, float]:
+    fmax = np.finfo(np.float32).max
+    vmin, vmax = np.float32(fmax), np.float32(-fmax)
+    for v in block:
+        if v < vmin:
+            vmin = v
+        if v > vmax:
+            vmax = v
+    return vmin, vmax
+
+
+def _tricky_blocks(n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    blocks = [
+        rng.normal(size=(40, n)),
+        rng.integers(-3, 4, size=(40, n)),  # many exact ties of magnitude, both signs
+        rng.choice([0.0, -0.0], size=(20, n)),  # signed zeros only
+        rng.choice([0.0, -0.0, 1e-45, -1e-45], size=(20, n)),
+        rng.normal(size=(10, n)) * 1e-40,
+        rng.choice([3.4e38, -3.4e38, 0.0], size=(10, n)),
+    ]
+    return np.concatenate(blocks).astype(np.float32)
+
+
+def _same_bits(got: np.ndarray, want: list[tuple[float, float]]) -> bool:
+    return np.array_equal(got.view(np.uint32), np.array(want, dtype=np.float32).view(np.uint32))
+
+
+@pytest.mark.parametrize("n", [16, 32, 256])
+def test_first_absmax_matches_ggml_loop(n: int) -> None:
+    blocks = _tricky_blocks(n)
+    got = _absmax_blocks(blocks.reshape(-1), n)
+    assert _same_bits(got, [_scalar_absmax(b) for b in blocks])
+
+
+def test_first_min_max_matches_ggml_loop() -> None:
+    blocks = _tricky_blocks(32)
+    got = _min_max_blocks(blocks.reshape(-1))
+    assert _same_bits(got, [_scalar_min_max(b) for b in blocks])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 4096), (2, 70001), (70, 1000)])
+def test_f32_copy_is_exact_and_checks(shape: tuple[int, int]) -> None:
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    x.flags.writeable = False
+    out, finite = copy_f32_checked(x)
+    assert finite and out.shape == (shape[0], 4 * shape[1])
+    assert np.array_equal(out.view(np.float32), x)
+    for flat in (0, x.size // 2, x.size - 1):  # vector part and scalar tail
+        for bad in (np.nan, np.inf, -np.inf):
+            y = x.copy()
+            y.reshape(-1)[flat] = bad
+            assert not copy_f32_checked(y)[1]
+
+
+def test_f32_quantize_reports_the_first_bad_position() -> None:
+    x = np.ones((4, 100), dtype=np.float32)
+    x[2, 37] = np.inf
+    x[3, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="row 2, column 37"):
+        quantize(x, "F32")
