@@ -8,14 +8,17 @@ Calling convention (shared by other kernels, kept stable): every array argument 
 array plus a start offset, so a caller passes its whole row / scratch buffer without slicing:
 element ``i`` of the group is ``x[x0 + i]``, its code goes to ``L[l0 + i]`` (any integer
 dtype, ggml uses int8) and its weight is ``qw[w0 + i]``. ``qw`` of length 0 means "no
-weights" (ggml's NULL); ``w0`` is then ignored.
+weights" (ggml's NULL); ``w0`` is then ignored. ``make_q3_quants_batch`` (only Q3_K uses
+make_q3_quants) instead runs all the 16-groups of up to four super-blocks side by side.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, nearest_int
+from ._common import F32, JIT, f32_to_u32, nearest_int
+from ._kq_affine_batch import transpose_groups
+from ._simd import first_absmax
 
 # Float division by zero must give C's inf/NaN instead of numba's ZeroDivisionError: extreme
 # inputs (scales that overflow to inf, then -128/inf = -0 and 1/-0) reach such divisions.
@@ -23,6 +26,7 @@ JIT_IEEE = dict(JIT, error_model="numpy")
 
 GROUP_MAX_EPS = F32(1e-15)
 N_CANDIDATES = 19  # ggml's first fit, then the 18 tweaked inverse scales
+Q3_BATCH = 4  # super-blocks whose 16-groups make_q3_quants_batch runs side by side
 QX_WORK = 96  # make_qx_quants scratch: 3 x 32 lanes (inverse scales, sum w*x*l, sum w*l*l)
 
 
@@ -141,53 +145,88 @@ def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     return scale
 
 
-@njit(**JIT_IEEE)
-def make_q3_quants(n, nmax, x, x0, L, l0, do_rmse):
-    """ggml's make_q3_quants on ``x[x0:x0+n]`` (weights x^2): returns the scale, writes L.
+@njit(**JIT)
+def q3_scratch():
+    """Scratch of :func:`make_q3_quants_batch` (allocate once per row)."""
+    G = 16 * Q3_BATCH
+    return (np.empty((16, G), dtype=np.float32), np.empty((16, G), dtype=np.int8),
+            np.empty((5, G), dtype=np.float32))
 
-    With ``do_rmse`` the codes are refined by coordinate descent; a coordinate is only
-    revisited when the remaining sum w*x*l is positive, which with ggml's negative initial
-    inverse scale happens only in groups whose largest-magnitude element is negative.
+
+@njit(**JIT_IEEE)
+def make_q3_quants_batch(x, x0, nsb, L, scales, scratch):
+    """ggml's make_q3_quants(16, nmax=4, do_rmse=true) on every 16-group of ``nsb`` super-blocks.
+
+    The ``16 * nsb`` groups ``x[x0:x0 + 256*nsb]`` (``nsb <= Q3_BATCH``) give their codes group
+    after group in ``L`` (l + 4, or 0 for an all-zero group) and their scales in ``scales``; the
+    weights are x^2. Each group keeps ggml's order of operations: the groups only run side by
+    side (element i of group g at ``xt[i, g]``, unused lanes hold zeros), so the compiler
+    vectorizes across them and the lanes hide the latency of each group's dependent chain.
+    ggml stops a group's coordinate descent after a pass without change (at most five passes);
+    such a pass leaves the group unchanged, so a further pass would change nothing either, and
+    passes simply continue while any group changes.
     """
-    amax, vmax = _signed_amax(x, x0, n)
-    if amax < GROUP_MAX_EPS:
-        for i in range(n):
-            L[l0 + i] = 0
-        return F32(0.0)
-    iscale = F32(-nmax) / vmax
-    if not do_rmse:
-        _write_codes(n, nmax, x, x0, L, l0, iscale)
-        return F32(1.0) / iscale
-    sumlx = F32(0.0)
-    suml2 = F32(0.0)
-    for i in range(n):
-        v = x[x0 + i]
-        l = _clamp(nearest_int(iscale * v), -nmax, nmax - 1)
-        L[l0 + i] = l
-        w = v * v
-        sumlx += w * v * F32(l)
-        suml2 += w * F32(l) * F32(l)
-    for _ in range(5):
-        n_changed = 0
-        for i in range(n):
-            v = x[x0 + i]
+    xt, Lt, st = scratch
+    G = 16 * Q3_BATCH  # a constant lane count: whole vectors, no scalar remainder
+    used = 16 * nsb
+    nmax = 4
+    amax, vmax, iscale, sumlx, suml2 = st[0], st[1], st[2], st[3], st[4]
+    transpose_groups(x, x0, 16, used, xt)
+    xt[:, used:] = F32(0.0)
+    for g in range(G):
+        amax[g], vmax[g] = first_absmax(x, x0 + 16 * g, 16) if g < used else (F32(0.0), F32(0.0))
+        iscale[g] = F32(-nmax) / vmax[g]
+        sumlx[g] = F32(0.0)
+        suml2[g] = F32(0.0)
+    for i in range(16):
+        for g in range(G):
+            v = xt[i, g]
+            l = _nearest_code(iscale[g] * v, nmax)
+            Lt[i, g] = l
             w = v * v
-            li = F32(L[l0 + i])
-            slx = sumlx - w * v * li
-            if slx > F32(0.0):
-                sl2 = suml2 - w * li * li
-                new_l = _clamp(nearest_int(v * sl2 / slx), -nmax, nmax - 1)
-                if new_l != L[l0 + i]:
-                    fl = F32(new_l)
-                    slx += w * v * fl
-                    sl2 += w * fl * fl
-                    if sl2 > F32(0.0) and slx * slx * suml2 > sumlx * sumlx * sl2:
-                        L[l0 + i] = new_l
-                        sumlx = slx
-                        suml2 = sl2
-                        n_changed += 1
-        if n_changed == 0:
+            sumlx[g] += w * v * F32(l)
+            suml2[g] += w * F32(l) * F32(l)
+    for _ in range(5):
+        changed = 0
+        for i in range(16):
+            for g in range(G):
+                l, sumlx[g], suml2[g], took = _q3_try_code(xt[i, g], np.int32(Lt[i, g]), sumlx[g], suml2[g], nmax)
+                Lt[i, g] = l
+                changed += took
+        if changed == 0:
             break
-    for i in range(n):
-        L[l0 + i] += nmax
-    return sumlx / suml2 if suml2 > F32(0.0) else F32(0.0)
+    for g in range(used):
+        zero = amax[g] < GROUP_MAX_EPS
+        for i in range(16):
+            L[16 * g + i] = 0 if zero else Lt[i, g] + nmax
+        scales[g] = sumlx[g] / suml2[g] if suml2[g] > F32(0.0) and not zero else F32(0.0)
+
+
+@njit(inline="always", **JIT)
+def _nearest_code(f, nmax):
+    """``clamp(nearest_int(f), -nmax, nmax - 1)`` in 32-bit integers (twice the SIMD lanes)."""
+    l = np.int32(f32_to_u32(f + F32(12582912.0)) & np.uint32(0x007FFFFF)) - np.int32(0x00400000)
+    return max(np.int32(-nmax), min(np.int32(nmax - 1), l))
+
+
+@njit(inline="always", **JIT_IEEE)
+def _q3_try_code(v, l_old, slx_old, sl2_old, nmax):
+    """One coordinate-descent step of make_q3_quants: ``(code, sum w*x*l, sum w*l^2, taken)``.
+
+    The best code of the element given the others is computed unconditionally and kept where
+    ggml keeps it (remaining sum w*x*l positive, a different code, a better ratio). Scalars
+    only, no branches: the lanes of the caller's loop vectorize.
+    """
+    w = v * v
+    li = F32(l_old)
+    slx = slx_old - w * v * li
+    sl2 = sl2_old - w * li * li
+    new_l = _nearest_code(v * sl2 / slx, nmax)
+    fl = F32(new_l)
+    slx_new = slx + w * v * fl
+    sl2_new = sl2 + w * fl * fl
+    take = ((slx > F32(0.0)) & (new_l != l_old) & (sl2_new > F32(0.0))
+            & (slx_new * slx_new * sl2_old > slx_old * slx_old * sl2_new))
+    if take:
+        return new_l, slx_new, sl2_new, np.int32(1)
+    return l_old, slx_old, sl2_old, np.int32(0)

@@ -2,7 +2,8 @@
 
 Block (110 bytes): hmask[32] (third bit of each code), qs[64] (low two bits, Q2_K packing),
 scales[12] (16 six-bit scales stored +32), fp16 d. Value = d * (s_j - 32) * (q - 4).
-Without an imatrix each group runs make_q3_quants (ggml's _ref); with one, make_qx_quants
+Without an imatrix each group runs make_q3_quants (ggml's _ref; the groups of four super-blocks
+side by side, see ``make_q3_quants_batch``); with one, make_qx_quants
 with weights qw * sqrt(sigma2 + x^2), and the 16 scales themselves go through make_qx_quants.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
-from ._kq_symmetric import JIT_IEEE, make_q3_quants, make_qx_quants, qx_work
+from ._kq_symmetric import JIT_IEEE, Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -62,13 +63,12 @@ def _requantize_and_pack(x, base, d, ls, L, out, o):
 
 
 @njit(**JIT_IEEE)
-def _block_ref(x, base, out, o, L, scales, ls):
-    """quantize_row_q3_K_ref for one block."""
+def _scales_ref(x, base, out, o, L, scales, ls):
+    """quantize_row_q3_K_ref after the group searches: 6-bit scales, d, final codes."""
     max_scale = F32(0.0)
     amax = F32(0.0)
     for j in range(16):
-        s = make_q3_quants(16, 4, x, base + 16 * j, L, 16 * j, True)
-        scales[j] = s
+        s = scales[j]
         if np.abs(s) > amax:
             amax = np.abs(s)
             max_scale = s
@@ -113,9 +113,18 @@ def _quantize_row(x, qw, out):
     L = np.empty(QK_K, dtype=np.int8)
     ls = np.empty(16, dtype=np.int8)
     scales = np.empty(16, dtype=np.float32)
+    nb = x.shape[0] // QK_K
     if qw.shape[0] == 0:
-        for b in range(x.shape[0] // QK_K):
-            _block_ref(x, b * QK_K, out, b * BLOCK_BYTES, L, scales, ls)
+        scratch = q3_scratch()
+        Lb = np.empty(QK_K * Q3_BATCH, dtype=np.int8)
+        scales_b = np.empty(16 * Q3_BATCH, dtype=np.float32)
+        for b0 in range(0, nb, Q3_BATCH):
+            nsb = min(Q3_BATCH, nb - b0)
+            make_q3_quants_batch(x, b0 * QK_K, nsb, Lb, scales_b, scratch)
+            for k in range(nsb):
+                b = b0 + k
+                _scales_ref(x, b * QK_K, out, b * BLOCK_BYTES, Lb[QK_K * k:QK_K * (k + 1)],
+                            scales_b[16 * k:16 * (k + 1)], ls)
         return
     weight = np.empty(16, dtype=np.float32)
     sw = np.empty(16, dtype=np.float32)

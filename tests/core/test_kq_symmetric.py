@@ -1,4 +1,4 @@
-"""make_qx_quants / make_q3_quants against a plain sequential transcription of ggml's loops,
+"""make_qx_quants / make_q3_quants (batched) against a plain sequential transcription of ggml's loops,
 plus Q3_K / Q6_K on extreme inputs (overflowing scales, denormals, zero importance)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from quant_core import quantize
-from quant_core.kernels._kq_symmetric import make_q3_quants, make_qx_quants, qx_work
+from quant_core.kernels._kq_symmetric import Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
 
 F = np.float32
 
@@ -102,14 +102,53 @@ def test_make_qx_quants_matches_sequential_reference(n: int, nmax: int, rmse_typ
         assert np.array_equal(L[g * n:(g + 1) * n], want_L), g
 
 
-def test_make_q3_quants_without_rmse_is_plain_rounding() -> None:
-    x = _groups(16, 1, seed=3)[0]
-    L = np.zeros(16, dtype=np.int8)
-    scale = make_q3_quants(16, 4, x, 0, L, 0, False)
-    amax_i = int(np.argmax(np.abs(x)))
-    iscale = F(-4) / x[amax_i]
-    assert F(scale).tobytes() == (F(1.0) / iscale).tobytes()
-    assert L[amax_i] == 0 and L.min() >= 0 and L.max() <= 7
+def _reference_q3(x: np.ndarray) -> tuple[np.float32, np.ndarray]:
+    """ggml's make_q3_quants(n, 4, x, L, do_rmse=true), one element after the other."""
+    nmax = 4
+    amax, vmax = F(0.0), F(0.0)
+    for v in x:
+        if np.abs(v) > amax:
+            amax, vmax = np.abs(v), v
+    if amax < F(1e-15):
+        return F(0.0), np.zeros(x.shape[0], dtype=np.int64)
+    iscale = F(-nmax) / vmax
+    L = [max(-nmax, min(nmax - 1, _nearest_int(iscale * v))) for v in x]
+    sumlx, suml2 = F(0.0), F(0.0)
+    for v, l in zip(x, L):
+        w = v * v
+        sumlx += w * v * F(l)
+        suml2 += w * F(l) * F(l)
+    for _ in range(5):
+        changed = 0
+        for i, v in enumerate(x):
+            w = v * v
+            slx = sumlx - w * v * F(L[i])
+            if slx > 0:
+                sl2 = suml2 - w * F(L[i]) * F(L[i])
+                new_l = max(-nmax, min(nmax - 1, _nearest_int(v * sl2 / slx)))
+                if new_l != L[i]:
+                    slx += w * v * F(new_l)
+                    sl2 += w * F(new_l) * F(new_l)
+                    if sl2 > 0 and slx * slx * suml2 > sumlx * sumlx * sl2:
+                        L[i], sumlx, suml2 = new_l, slx, sl2
+                        changed += 1
+        if not changed:
+            break
+    return (sumlx / suml2 if suml2 > 0 else F(0.0)), np.array(L) + nmax
+
+
+@pytest.mark.parametrize("super_blocks", [Q3_BATCH, 1, Q3_BATCH - 1])
+def test_make_q3_quants_batch_matches_sequential_reference(super_blocks: int) -> None:
+    groups = _groups(16, 16 * super_blocks, seed=super_blocks)
+    groups[5] = 1e-20  # below GROUP_MAX_EPS: codes and scale 0
+    L = np.full(256 * super_blocks, 99, dtype=np.int8)
+    scales = np.zeros(16 * super_blocks, dtype=np.float32)
+    with np.errstate(all="ignore"):
+        make_q3_quants_batch(groups.ravel(), 0, super_blocks, L, scales, q3_scratch())
+        for g in range(groups.shape[0]):
+            want, want_L = _reference_q3(groups[g])
+            assert F(scales[g]).tobytes() == F(want).tobytes(), (g, scales[g], want)
+            assert np.array_equal(L[16 * g:16 * (g + 1)], want_L), g
 
 
 def _extreme_rows() -> tuple[np.ndarray, np.ndarray]:
