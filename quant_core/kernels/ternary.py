@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, store_fp16
+from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -17,38 +18,38 @@ TQ2_BYTES = 66
 POW3 = np.array([1, 3, 9, 27, 81], dtype=np.int64)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def lround_trit(v):
-    """``lroundf(v) + 1`` truncated to int as ggml does (NaN/inf: lroundf's LONG_MIN gives 1)."""
-    if not (v > F32(-4194304.0) and v < F32(4194304.0)):
-        return 1
-    t = np.int64(v)  # truncation toward zero
-    # branch-free half-away-from-zero step (the sign of v is unpredictable)
-    up = np.int64(np.abs(v - F32(t)) >= F32(0.5))
-    return t + up * (np.int64(v > F32(0.0)) * 2 - 1) + 1
+    """``lroundf(v) + 1`` truncated to int as ggml does (NaN/inf: lroundf's LONG_MIN gives 1).
+
+    Selects only (the sign of v is unpredictable, and the byte loops vectorize over them).
+    """
+    in_range = (v > F32(-4194304.0)) & (v < F32(4194304.0))
+    t = np.int32(v) if in_range else np.int32(0)  # truncation toward zero
+    up = np.int32(np.abs(v - F32(t)) >= F32(0.5))
+    step = up if v > F32(0.0) else -up  # half away from zero
+    return t + step + np.int32(1) if in_range else np.int32(1)
 
 
-@njit(**JIT)
-def _absmax_scale(x, base):
-    amax = F32(0.0)
-    for j in range(base, base + QK_K):
-        amax = max(amax, np.abs(x[j]))
-    inv = F32(1.0) / amax if amax != F32(0.0) else F32(0.0)
-    return amax, inv
+@njit(inline="always", **JIT)
+def _absmax_scale(x, base, out, o):
+    """d = max |x| of the block, stored as fp16 at ``out[o]``; returns the inverse 1/d (0 for 0)."""
+    amax, _ = first_absmax(x, base, QK_K)
+    store_fp16(out, o, amax)
+    return F32(1.0) / amax if amax != F32(0.0) else F32(0.0)
 
 
-@njit(**JIT)
-def _pack_trits(x, start, stride, count, inv):
-    """Base-3 number of ``count`` trits x[start + k*stride] (first most significant), as uint8."""
-    q = 0
-    for k in range(count):
-        q = (q * 3 + lround_trit(x[start + k * stride] * inv)) & 0xFF
-    return q
-
-
-@njit(**JIT)
-def _ceil_243(q):
-    return ((q * 256 + 242) // 243) & 0xFF
+@njit(inline="always", **JIT)
+def _trit_bytes(x, start, stride, count, inv, out, o, nbytes, shift):
+    """Byte m (< nbytes) = base-3 number of the ``count`` trits x[start + m + k*stride] (first
+    most significant), times 3 if ``shift``, stored as ceil(q*256/243)."""
+    for m in range(nbytes):
+        q = np.int32(0)
+        for k in range(count):
+            q = (q * np.int32(3) + lround_trit(x[start + m + k * stride] * inv)) & np.int32(0xFF)
+        if shift:
+            q = (q * np.int32(3)) & np.int32(0xFF)
+        out[o + m] = np.uint8(((q * np.int32(256) + np.int32(242)) // np.int32(243)) & np.int32(0xFF))
 
 
 @njit(**JIT)
@@ -56,15 +57,10 @@ def _row_tq1_0(x, out):
     for b in range(x.shape[0] // QK_K):
         base = b * QK_K
         o = b * TQ1_BYTES
-        d, inv = _absmax_scale(x, base)
-        store_fp16(out, o + 52, d)
-        for m in range(32):
-            out[o + m] = np.uint8(_ceil_243(_pack_trits(x, base + m, 32, 5, inv)))
-        for m in range(16):
-            out[o + 32 + m] = np.uint8(_ceil_243(_pack_trits(x, base + 160 + m, 16, 5, inv)))
-        for j in range(4):
-            q = (_pack_trits(x, base + 240 + j, 4, 4, inv) * 3) & 0xFF
-            out[o + 48 + j] = np.uint8(_ceil_243(q))
+        inv = _absmax_scale(x, base, out, o + 52)
+        _trit_bytes(x, base, 32, 5, inv, out, o, 32, False)
+        _trit_bytes(x, base + 160, 16, 5, inv, out, o + 32, 16, False)
+        _trit_bytes(x, base + 240, 4, 4, inv, out, o + 48, 4, True)
 
 
 @njit(**JIT)
@@ -72,15 +68,14 @@ def _row_tq2_0(x, out):
     for b in range(x.shape[0] // QK_K):
         base = b * QK_K
         o = b * TQ2_BYTES
-        d, inv = _absmax_scale(x, base)
-        store_fp16(out, o + 64, d)
+        inv = _absmax_scale(x, base, out, o + 64)
         for half in range(2):
             for m in range(32):
-                q = 0
+                q = np.int32(0)
                 for n in range(4):
                     t = lround_trit(x[base + half * 128 + n * 32 + m] * inv)
-                    q += (t & 3) << (2 * n)
-                out[o + half * 32 + m] = np.uint8(q & 0xFF)
+                    q += (t & np.int32(3)) << np.int32(2 * n)
+                out[o + half * 32 + m] = np.uint8(q & np.int32(0xFF))
 
 
 @quantizer("TQ1_0")
