@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, u32_to_f32
+from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
 KVALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
@@ -50,7 +51,7 @@ def best_index_e2m1_scan(v, d):
     return best
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def best_index_e2m1(v, d):
     """Same result as :func:`best_index_e2m1_scan` from the two entries bracketing |v|.
 
@@ -61,13 +62,12 @@ def best_index_e2m1(v, d):
     then the clear winner and belongs to both candidate brackets.
     """
     a = np.abs(v)
-    if d == F32(0.0):
-        return 0
     t = a / d
     k = BRACKET[np.int64(t)] if t < F32(16.0) else 7
     # branch-free on the data-dependent parts (sign and bracket side are unpredictable)
     k += np.int64(np.abs(MAG[k + 1] * d - a) < np.abs(MAG[k] * d - a))
-    return k + 8 * (np.int64(v < F32(0.0)) & np.int64(k > 0))
+    k += 8 * (np.int64(v < F32(0.0)) & np.int64(k > 0))
+    return k if d != F32(0.0) else 0
 
 
 @njit(**JIT)
@@ -92,9 +92,7 @@ def _row_mxfp4(x, out):
     for b in range(x.shape[0] // 32):
         base = b * 32
         o = b * MX_BYTES
-        amax = F32(0.0)
-        for j in range(32):
-            amax = max(amax, np.abs(x[base + j]))
+        amax, _ = first_absmax(x, base, 32)
         e = mxfp4_exponent(amax)
         d = e8m0_half(e)
         out[o] = np.uint8(e)
@@ -135,10 +133,7 @@ def _row_nvfp4(x, out):
         o = b * NV_BYTES
         for s in range(4):
             base = b * 64 + s * 16
-            amax = F32(0.0)
-            for j in range(16):
-                if amax < np.abs(x[base + j]):
-                    amax = np.abs(x[base + j])
+            amax, _ = first_absmax(x, base, 16)
             ue = fp32_to_ue4m3(amax / F32(6.0))
             out[o + s] = np.uint8(ue)
             d = UE4M3[ue]
