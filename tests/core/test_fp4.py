@@ -9,7 +9,7 @@ from quant_core.kernels.fp4 import UE4M3, best_index_e2m1, best_index_e2m1_scan,
 MAGNITUDES = np.array([0, 1, 2, 3, 4, 6, 8, 12], dtype=np.float64)
 
 
-@njit(cache=False)
+@njit(cache=False, error_model="numpy")  # as the kernels: d = 0 divides by zero (C semantics)
 def _count_mismatches(values, scales):
     bad = 0
     for d in scales:
