@@ -20,7 +20,7 @@ from functools import cache
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT
+from ._common import F32, JIT, f32_to_u32
 
 NGRID = 2048
 KMAP_SIZE = 43692  # largest 2-bit packed point with codes <= 2, plus one (as in ggml)
@@ -141,46 +141,75 @@ def iq1_grid() -> np.ndarray:
 
 
 @cache
-def iq1_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(grid, kmap, neighbours)`` for the IQ1 quantizers, built on first call and cached."""
+def iq1_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(grid, kmap, neighbours, codes)`` for the IQ1 quantizers, built on first call and cached.
+
+    ``codes[i]`` packs the 8 two-bit codes of grid point ``neighbours[i]`` (for the count
+    entries of ``neighbours`` it is meaningless).
+    """
     grid = iq1_grid()
     kmap, neighbours = _build_tables(grid)
-    for arr in (kmap, neighbours):
+    packed = (grid.astype(np.int32) << (2 * np.arange(8, dtype=np.int32))).sum(axis=1, dtype=np.int32)
+    codes = packed[np.minimum(neighbours, NGRID - 1)]
+    for arr in (kmap, neighbours, codes):
         arr.flags.writeable = False
-    return grid, kmap, neighbours
+    return grid, kmap, neighbours, codes
 
 
-@njit(**JIT)
-def best_neighbour(neigh, off, grid, x, xo, weight, wo, scale, lv, err):
+@njit(inline="always", **JIT)
+def _first_least(ncodes, start, n, err):
+    """Offset of the first of the ``n`` packed candidates from ``ncodes[start]`` with the least
+    error sum (-1 if none is below FLT_MAX). Needs every ``err`` >= 0.
+
+    Each candidate's sum runs over i = 0..7 in ggml's order. For non-negative floats the bit
+    patterns order like the values, so (bits << 32 | offset) has its minimum at the first
+    smallest sum: one min-reduction over all candidates, which vectorizes.
+    """
+    key = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for t in range(n):
+        codes = ncodes[start + t]
+        d2 = F32(0.0)
+        for i in range(8):
+            c = (codes >> (2 * i)) & 3
+            d2 += err[0, i] if c == 0 else (err[1, i] if c == 1 else err[2, i])
+        bits = np.uint64(f32_to_u32(d2 + F32(0.0)))  # + 0 turns a -0 sum into +0
+        key = min(key, (bits << np.uint64(32)) | np.uint64(t))
+    if (key >> np.uint64(32)) >= np.uint64(f32_to_u32(FLT_MAX)):
+        return -1
+    return np.int64(key & np.uint64(0xFFFFFFFF))
+
+
+@njit(inline="always", **JIT)
+def best_neighbour(neigh, ncodes, off, grid, x, xo, weight, wo, scale, lv, err):
     """ggml's iq1_find_best_neighbour2: the listed neighbour of least weighted squared error.
 
     ``err[l, i] = w_i * (scale*lv[l] - x_i)^2`` is tabulated once per group: exactly the terms
-    ggml sums, so each candidate is 8 look-ups summed in the same order. When no term is
-    negative the partial sums only grow, so a candidate whose first half already reaches the
-    best total cannot win (ggml keeps the first strictly smaller one) and is skipped.
+    ggml sums, so each candidate is 8 look-ups summed in the same order. ``ncodes`` holds the
+    neighbours' codes packed two bits each (see :func:`iq1_tables`); with no negative term the
+    search is one vectorized pass (:func:`_first_least`), else ggml's loop as written.
     """
-    prune = True
+    nonneg = True
     for l in range(3):
         for i in range(8):
             diff = scale * lv[l] - x[xo + i]
             e = weight[wo + i] * diff * diff
             err[l, i] = e
-            prune = prune and e >= 0
+            nonneg = nonneg and e >= 0
     n = np.int64(neigh[off])
-    best = FLT_MAX
-    gi = -1
-    for t in range(1, n + 1):
-        g = np.int64(neigh[off + t])
-        d2 = F32(0.0)
-        for i in range(4):
-            d2 += err[grid[g, i], i]
-        if prune and d2 >= best:
-            continue
-        for i in range(4, 8):
-            d2 += err[grid[g, i], i]
-        if d2 < best:
-            best = d2
-            gi = g
+    if nonneg:
+        t = _first_least(ncodes, off + 1, n, err)
+        gi = np.int64(neigh[off + 1 + t]) if t >= 0 else -1
+    else:
+        best = FLT_MAX
+        gi = -1
+        for t in range(1, n + 1):
+            g = np.int64(neigh[off + t])
+            d2 = F32(0.0)
+            for i in range(8):
+                d2 += err[grid[g, i], i]
+            if d2 < best:
+                best = d2
+                gi = g
     if gi < 0:
         # Only reachable with non-finite errors; ggml's whole-grid fallback then reads past
         # the block (it indexes the values by grid index), so take the first neighbour.
@@ -188,16 +217,18 @@ def best_neighbour(neigh, off, grid, x, xo, weight, wo, scale, lv, err):
     return gi
 
 
-@njit(**JIT)
-def grid_index(L, lo, kmap, neigh, grid, x, xo, weight, scale, lv, err):
+@njit(inline="always", **JIT)
+def grid_index(L, lo, tables, x, xo, weight, scale, lv, err):
     """Grid index of the 8 codes ``L[lo:lo+8]``, off-grid points going to their best neighbour.
 
-    ``x[xo + lo:]`` and ``weight[lo:]`` are the group's values; returns ``(index, on_grid)``.
+    ``x[xo + lo:]`` and ``weight[lo:]`` are the group's values, ``tables`` what
+    :func:`iq1_tables` returns; returns ``(index, on_grid)``.
     """
+    grid, kmap, neigh, ncodes = tables
     u = 0
     for j in range(8):
         u |= np.int64(L[lo + j]) << (2 * j)
     gi = np.int64(kmap[u])
     if gi >= 0:
         return gi, True
-    return best_neighbour(neigh, -gi - 1, grid, x, xo + lo, weight, lo, scale, lv, err), False
+    return best_neighbour(neigh, ncodes, -gi - 1, grid, x, xo + lo, weight, lo, scale, lv, err), False

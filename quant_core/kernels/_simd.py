@@ -118,6 +118,47 @@ def first_min_max(typingctx, arr, start, n):
     return sig, codegen
 
 
+def _accepts_pair(sumqx, sumq2, start, n):
+    return (all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1
+                and a.layout == "C" for a in (sumqx, sumq2))
+            and isinstance(start, types.Integer) and isinstance(n, types.IntegerLiteral)
+            and 1 <= n.literal_value <= 64)
+
+
+@intrinsic
+def first_better(typingctx, sumqx, sumq2, start, best, n):
+    """Offset (0..n-1) of the first candidate ``start + j`` that beats ``best``, or n if none.
+
+    ggml's test of a least-squares candidate against the best score so far:
+    ``sumq2 > 0 && sumqx*sumqx > best*sumq2``, on the n candidates from ``start`` at once.
+    Scanning a list of candidates with this (taking the first that passes, updating ``best``
+    and scanning on after it) makes exactly ggml's one-by-one choices.
+    """
+    if not (_accepts_pair(sumqx, sumq2, start, n) and best == types.float32):
+        return None
+    sig = types.intp(sumqx, sumq2, start, best, n)
+
+    def codegen(context, builder, sig, args):
+        n = sig.args[4].literal_value
+        first = context.cast(builder, args[2], sig.args[2], types.intp)
+        vf = ir.VectorType(_F32, n)
+        vecs = []
+        for k in range(2):
+            ary = context.make_array(sig.args[k])(context, builder, args[k])
+            ptr = builder.bitcast(builder.gep(ary.data, [first]), vf.as_pointer())
+            vecs.append(builder.load(ptr, align=4))
+        qx, q2 = vecs
+        best = builder.insert_element(ir.Constant(vf, ir.Undefined), args[3], ir.Constant(_I32, 0))
+        best = builder.shuffle_vector(best, ir.Constant(vf, ir.Undefined), ir.Constant(ir.VectorType(_I32, n), [0] * n))
+        positive = builder.fcmp_ordered(">", q2, ir.Constant(vf, [0.0] * n))
+        wins = builder.fcmp_ordered(">", builder.fmul(qx, qx), builder.fmul(best, q2))
+        mask = builder.bitcast(builder.and_(positive, wins), ir.IntType(n))
+        index = _call(builder, f"llvm.cttz.i{n}", ir.IntType(n), [mask, ir.Constant(_I1, 0)])
+        return builder.zext(index, _I64) if n < 64 else index
+
+    return sig, codegen
+
+
 _LANES = 8  # 32-byte vectors: numba allocates arrays 32-byte aligned
 
 

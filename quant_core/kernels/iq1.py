@@ -26,23 +26,24 @@ IQ1M_BYTES = 56
 EPS_IQ1_S = F32(1e-12)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def stable_order(x, start, n, idx):
     """Indices 0..n-1 sorted by ``x[start + i]`` ascending, ties in index order.
 
     ggml sorts with qsort and a value-only comparator; glibc's qsort is a stable merge sort
-    at these sizes, so equal values keep their original order.
+    at these sizes, so equal values keep their original order. Element i goes to its rank:
+    the count of elements before it in that order (no data-dependent branches).
     """
-    for j in range(n):
-        v = x[start + j]
-        k = j
-        while k > 0 and x[start + idx[k - 1]] > v:
-            idx[k] = idx[k - 1]
-            k -= 1
-        idx[k] = j
+    for i in range(n):
+        v = x[start + i]
+        rank = 0
+        for j in range(n):
+            u = x[start + j]
+            rank += (u < v) | ((u == v) & (j < i))
+        idx[rank] = i
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def block_weights(x, qw, xo, n, sigma2, weight, wo):
     """ggml's per-element weights: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix."""
     for i in range(n):
@@ -53,7 +54,7 @@ def block_weights(x, qw, xo, n, sigma2, weight, wo):
             weight[wo + i] = v * v
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def superblock_sigma2(x, base):
     """2 * sum(x^2) / 256 over the superblock, summed sequentially as in C."""
     sumx2 = F32(0.0)
@@ -62,7 +63,7 @@ def superblock_sigma2(x, base):
     return F32(2.0) * sumx2 / F32(QK_K)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def abs_max(x, xo, n):
     """Largest |x| of the block."""
     m = np.abs(x[xo])
@@ -71,14 +72,14 @@ def abs_max(x, xo, n):
     return m
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def assign_levels(idx, n, i1, i2, L):
     """Codes 0 / 1 / 2 for the sorted positions below i1 / in [i1, i2) / from i2 on."""
     for j in range(n):
         L[idx[j]] = 0 if j < i1 else (1 if j < i2 else 2)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _iq1s_prefix(x, xo, weight, idx, sumx, sumw, tails):
     """Prefix sums over the sorted values, and the per-i2 tail terms of the split search.
 
@@ -101,7 +102,7 @@ def _iq1s_prefix(x, xo, weight, idx, sumx, sumw, tails):
         tails[3, i2] = cw * m2 * m2
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _iq1s_search(x, xo, weight, idx, sumx, sumw, tails):
     """Exhaustive split search of one 32-block; returns (i1, i2, shift, scale).
 
@@ -138,10 +139,10 @@ def _iq1s_search(x, xo, weight, idx, sumx, sumw, tails):
     return b1, b2, bshift, scale
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _iq1s_block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
     """Quantize one 32-block: writes qs, returns (qh low bits, scale, shift)."""
-    grid, kmap, neigh = tables
+    grid = tables[0]
     sumx, sumw, tails, err = scratch
     if abs_max(x, xo, 32) < EPS_IQ1_S:
         return 0, F32(0.0), 1
@@ -159,7 +160,7 @@ def _iq1s_block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
     h = 0
     all_on_grid = True
     for k in range(4):
-        g, on = grid_index(L, 8 * k, kmap, neigh, grid, x, xo, weight, scale, lv, err)
+        g, on = grid_index(L, 8 * k, tables, x, xo, weight, scale, lv, err)
         all_on_grid = all_on_grid and on
         out[o + 2 + 4 * ib + k] = np.uint8(g & 255)
         h |= (g >> 8) << (3 * k)
@@ -217,18 +218,17 @@ def _iq1s_row(x, qw, out, tables):
 
 
 @njit(**JIT_PARALLEL)
-def _quantize_iq1_s(x, qw, grid, kmap, neigh):
+def _quantize_iq1_s(x, qw, tables):
     out = np.empty((x.shape[0], x.shape[1] // QK_K * IQ1S_BYTES), dtype=np.uint8)
     for r in prange(x.shape[0]):
-        _iq1s_row(x[r], qw, out[r], (grid, kmap, neigh))
+        _iq1s_row(x[r], qw, out[r], tables)
     return out
 
 
 @quantizer("IQ1_S")
 def quantize_iq1_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ1_S rows, byte-identical to ggml's quantize_iq1_s (the imatrix is required upstream)."""
-    grid, kmap, neigh = iq1_tables()
-    return _quantize_iq1_s(x, qw, grid, kmap, neigh)
+    return _quantize_iq1_s(x, qw, iq1_tables())
 
 
 @njit(**JIT)

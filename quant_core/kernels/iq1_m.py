@@ -14,6 +14,7 @@ from numba import njit, prange
 
 from ._common import F32, JIT, JIT_PARALLEL, fp32_to_fp16_bits, nearest_int, store_u16
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_tables
+from ._simd import first_better
 from .iq1 import IQ1M_BYTES, QK_K, abs_max, assign_levels, block_weights, stable_order, superblock_sigma2
 from .registry import quantizer
 
@@ -22,13 +23,13 @@ EPS_IQ1_M = F32(1e-7)
 SIGN_MASKS = np.array([0x00, 0x80, 0x08, 0x88], dtype=np.int64)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _level_row(shift, k):
     """LEVELS row (0: +delta, 1: -delta) of 8-group ``k`` under shift code ``shift``."""
     return (shift >> 1) if k == 0 else (shift & 1)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _prefix(x, xo, weight, idx, px, pw):
     """Prefix sums of w*x and w over the sorted values, kept apart per 8-half of the block."""
     for h in range(2):
@@ -43,7 +44,7 @@ def _prefix(x, xo, weight, idx, px, pw):
         pw[1 - h, j + 1] = pw[1 - h, j]
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _half_terms(px, pw, terms):
     """Per half h and split point i the products ggml forms in its search loop.
 
@@ -63,12 +64,18 @@ def _half_terms(px, pw, terms):
             terms[h, 3, i] = pw[h, i] * cm2
 
 
-@njit(**JIT)
-def _search(x, xo, weight, idx, px, pw, terms):
+N_CAND = 4 * 17  # candidates (i2, k) of one i1, at 4*i2 + k
+
+
+@njit(inline="always", **JIT)
+def _search(x, xo, weight, idx, px, pw, terms, cand):
     """Exhaustive split search of one 16-block with a delta sign per 8-half.
 
     Returns (i1, i2, k, scale), k = 2*(first half negative) + (second half negative). As in
     ggml, a half's sums use the closed form v2*T - P(i1) - P(i2) (the levels are one apart).
+    The sums of every candidate of one i1 are formed first (``cand[0]`` / ``cand[1]``, whose
+    16 entries past the end stay 0), then scanned 16 at a time with :func:`first_better`,
+    which makes ggml's one-by-one choices.
     """
     _prefix(x, xo, weight, idx, px, pw)
     _half_terms(px, pw, terms)
@@ -77,6 +84,7 @@ def _search(x, xo, weight, idx, px, pw, terms):
     txp1, txm1 = px[1, 16] * p2, px[1, 16] * m2
     twp0, twm0 = pw[0, 16] * p2 * p2, pw[0, 16] * m2 * m2
     twp1, twm1 = pw[1, 16] * p2 * p2, pw[1, 16] * m2 * m2
+    cqx, cq2 = cand[0], cand[1]
     best = -FLT_MAX
     scale = F32(0.0)
     b1 = -1
@@ -92,25 +100,34 @@ def _search(x, xo, weight, idx, px, pw, terms):
             qxp1, qxm1 = txp1 - sx, txm1 - sx
             q2p1 = twp1 + terms[1, 0, i1] + terms[1, 1, i2]
             q2m1 = twm1 + terms[1, 2, i1] + terms[1, 3, i2]
-            for k in range(4):
-                sumqx = (qxm0 if k >= 2 else qxp0) + (qxm1 if k & 1 else qxp1)
-                sumq2 = (q2m0 if k >= 2 else q2p0) + (q2m1 if k & 1 else q2p1)
-                if sumq2 > 0 and sumqx * sumqx > best * sumq2:
-                    scale = sumqx / sumq2
-                    best = scale * sumqx
-                    b1, b2, bk = i1, i2, k
+            t = 4 * i2
+            cqx[t], cq2[t] = qxp0 + qxp1, q2p0 + q2p1
+            cqx[t + 1], cq2[t + 1] = qxp0 + qxm1, q2p0 + q2m1
+            cqx[t + 2], cq2[t + 2] = qxm0 + qxp1, q2m0 + q2p1
+            cqx[t + 3], cq2[t + 3] = qxm0 + qxm1, q2m0 + q2m1
+        pos = 4 * i1
+        while pos < N_CAND:
+            j = first_better(cqx, cq2, pos, best, 16)
+            if j == 16:
+                pos += 16
+                continue
+            t = pos + j
+            scale = cqx[t] / cq2[t]
+            best = scale * cqx[t]
+            b1, b2, bk = i1, t >> 2, t & 3
+            pos = t + 1
     return b1, b2, bk, scale
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
     """Quantize one 16-block: writes qs/qh, returns (scale, shift code); (0, 0) when skipped."""
-    grid, kmap, neigh = tables
-    px, pw, terms, err = scratch
+    grid = tables[0]
+    px, pw, terms, err, cand = scratch
     if abs_max(x, xo, 16) < EPS_IQ1_M:
         return F32(0.0), 0
     stable_order(x, xo, 16, idx)
-    i1, i2, shift, scale = _search(x, xo, weight, idx, px, pw, terms)
+    i1, i2, shift, scale = _search(x, xo, weight, idx, px, pw, terms, cand)
     if i1 < 0:
         return F32(0.0), 0
     assign_levels(idx, 16, i1, i2, L)
@@ -119,8 +136,8 @@ def _block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
             L[j] = 2 - L[j]
         scale = -scale
         shift = 3 - shift  # both delta signs flip
-    g0, on0 = grid_index(L, 0, kmap, neigh, grid, x, xo, weight, scale, LEVELS[_level_row(shift, 0)], err)
-    g1, on1 = grid_index(L, 8, kmap, neigh, grid, x, xo, weight, scale, LEVELS[_level_row(shift, 1)], err)
+    g0, on0 = grid_index(L, 0, tables, x, xo, weight, scale, LEVELS[_level_row(shift, 0)], err)
+    g1, on1 = grid_index(L, 8, tables, x, xo, weight, scale, LEVELS[_level_row(shift, 1)], err)
     if not (on0 and on1):
         sumqx = F32(0.0)
         sumq2 = F32(0.0)
@@ -186,6 +203,7 @@ def _row(x, qw, out, tables):
         np.empty((2, 17), dtype=np.float32),
         np.empty((2, 4, 17), dtype=np.float32),
         np.empty((3, 8), dtype=np.float32),
+        np.zeros((2, N_CAND + 16), dtype=np.float32),
     )
     weight = np.empty(QK_K, dtype=np.float32)
     idx = np.empty(16, dtype=np.int64)
@@ -204,15 +222,14 @@ def _row(x, qw, out, tables):
 
 
 @njit(**JIT_PARALLEL)
-def _quantize_iq1_m(x, qw, grid, kmap, neigh):
+def _quantize_iq1_m(x, qw, tables):
     out = np.empty((x.shape[0], x.shape[1] // QK_K * IQ1M_BYTES), dtype=np.uint8)
     for r in prange(x.shape[0]):
-        _row(x[r], qw, out[r], (grid, kmap, neigh))
+        _row(x[r], qw, out[r], tables)
     return out
 
 
 @quantizer("IQ1_M")
 def quantize_iq1_m(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ1_M rows, byte-identical to ggml's quantize_iq1_m (imatrix weights, or x^2 without)."""
-    grid, kmap, neigh = iq1_tables()
-    return _quantize_iq1_m(x, qw, grid, kmap, neigh)
+    return _quantize_iq1_m(x, qw, iq1_tables())

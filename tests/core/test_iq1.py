@@ -28,7 +28,7 @@ def _ggml_neighbours(grid: np.ndarray, code: int) -> list[int]:
 
 
 def test_neighbour_tables_follow_ggml() -> None:
-    grid, kmap, neighbours = iq1_tables()
+    grid, kmap, neighbours, codes = iq1_tables()
     assert grid.shape == (2048, 8) and set(np.unique(grid)) == {0, 1, 2}
     assert (kmap >= 0).sum() == 2048
     checked = 0
@@ -42,6 +42,8 @@ def test_neighbour_tables_follow_ggml() -> None:
         start = -g - 1
         n = int(neighbours[start])
         assert neighbours[start + 1:start + 1 + n].tolist() == _ggml_neighbours(grid, code)
+        for g, packed in zip(neighbours[start + 1:start + 1 + n], codes[start + 1:start + 1 + n]):
+            assert packed == sum(int(grid[g, k]) << (2 * k) for k in range(8))
         checked += 1
     assert checked > 50
 
