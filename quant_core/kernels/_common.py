@@ -108,7 +108,7 @@ def fp32_to_bf16_bits(f):
     return np.uint16((u + (0x7FFF + ((u >> 16) & 1))) >> 16)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def store_u16(out, offset, value):
     """Write a 16-bit value little-endian at ``out[offset]``."""
     v = np.int64(value)
@@ -116,7 +116,7 @@ def store_u16(out, offset, value):
     out[offset + 1] = np.uint8((v >> 8) & 0xFF)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def store_u32(out, offset, value):
     """Write a 32-bit value little-endian at ``out[offset]``."""
     v = np.int64(value)
@@ -124,7 +124,7 @@ def store_u32(out, offset, value):
         out[offset + k] = np.uint8((v >> (8 * k)) & 0xFF)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def store_fp16(out, offset, f):
     """Store ``f`` as fp16 at ``out[offset]`` and return the rounded value as float32."""
     bits = fp32_to_fp16_bits(f)
@@ -132,13 +132,13 @@ def store_fp16(out, offset, f):
     return fp16_bits_to_fp32(bits)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def load_u16(q, offset):
     """Read a little-endian 16-bit value."""
     return np.int64(q[offset]) | (np.int64(q[offset + 1]) << 8)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def load_u32(q, offset):
     """Read a little-endian 32-bit value."""
     v = np.int64(0)
@@ -147,13 +147,13 @@ def load_u32(q, offset):
     return v
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def load_fp16(q, offset):
     """Read an fp16 value stored little-endian and return it as float32."""
     return fp16_bits_to_fp32(load_u16(q, offset))
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def signed_absmax(x, start, n):
     """Signed value of the first element of largest magnitude in ``x[start:start+n]``.
 

@@ -22,7 +22,7 @@ _VMIN, _VMAX, _SUMW, _SUMX, _ISCALE, _BEST, _SL, _SL2, _SXL, _TS, _TM, _ERR = ra
 N_STATE = 12
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def transpose_groups(x, start, n, G, xt):
     """xt[i, g] = x[start + g*n + i] for the G consecutive n-groups starting at ``start``."""
     for g in range(G):

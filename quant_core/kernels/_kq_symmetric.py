@@ -53,7 +53,7 @@ def _clamp(l, lo, hi):
     return max(lo, min(hi, l))
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _signed_amax(x, x0, n):
     """(|max|, max) of the first element of largest magnitude (strict >, first wins)."""
     amax = F32(0.0)
@@ -66,13 +66,13 @@ def _signed_amax(x, x0, n):
     return amax, vmax
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _write_codes(n, nmax, x, x0, L, l0, iscale):
     for i in range(n):
         L[l0 + i] = nmax + _clamp(nearest_int(iscale * x[x0 + i]), -nmax, nmax - 1)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _candidate_sums(n, nmax, x, x0, rmse_type, qw, w0, isc, slx, sl2):
     """Sums w*x*l and w*l*l for all candidate inverse scales ``isc`` at once.
 
@@ -95,7 +95,7 @@ def _candidate_sums(n, nmax, x, x0, rmse_type, qw, w0, isc, slx, sl2):
             sl2[s] += w * l * l
 
 
-@njit(**JIT_IEEE)
+@njit(inline="always", **JIT_IEEE)
 def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     """ggml's make_qx_quants on ``x[x0:x0+n]``: returns the float32 scale, writes ``L[l0:l0+n]``.
 

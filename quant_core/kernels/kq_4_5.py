@@ -31,7 +31,7 @@ def get_scale_min_k4(j, q, o):
     return sc, m
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _pack_scale_min(out, o, j, ls, lm):
     """Store 6-bit ``ls``/``lm`` of group j into the 12 scale bytes at out[o] (ggml's order)."""
     ls &= 0xFF
@@ -45,7 +45,7 @@ def _pack_scale_min(out, o, j, ls, lm):
         out[o + j] |= (lm >> 4) << 6
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _fit_groups_ref(xb, nmax, rmin, nstep, s):
     """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x| (8 groups at once)."""
     transpose_groups(xb, 0, 32, 8, s.xt)
@@ -64,7 +64,7 @@ def _fit_groups_ref(xb, nmax, rmin, nstep, s):
     untranspose_codes(s)
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _scales_ref(s, out, o):
     """_ref stage 2: 6-bit scales/mins relative to their maxima; stores d, dmin, scales."""
     max_scale = F32(0.0)
@@ -84,7 +84,7 @@ def _scales_ref(s, out, o):
     store_fp16(out, o + 2, max_min / F32(63.0))
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _fit_groups_imat(xb, qwb, nmax, s):
     """Imatrix stage 1: make_qkx3_quants per group with weights qw*sqrt(sigma2 + x^2)."""
     sum_x2 = F32(0.0)
@@ -104,7 +104,7 @@ def _fit_groups_imat(xb, qwb, nmax, s):
     untranspose_codes(s)
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _scales_imat(s, clamp63, out, o):
     """Imatrix stage 2: make_qp_quants(8, 63) on scales and mins; stores d, dmin, scales."""
     d_block = make_qp_quants(s.scales, s.sw, s.Ls, 63)
@@ -120,7 +120,7 @@ def _scales_imat(s, clamp63, out, o):
     store_fp16(out, o + 2, m_block)
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _requantize(xb, nmax, L, out, o):
     """Recompute the codes of every group whose fp16 d * scale is non-zero."""
     d_all = load_fp16(out, o)
@@ -136,7 +136,7 @@ def _requantize(xb, nmax, L, out, o):
             L[32 * j + ii] = max(0, min(nmax, l))
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _store_codes(L, five_bits, out, o):
     """Nibble layout per 64-chunk (plus Q5_K's qh bit planes right after the scales)."""
     qs = o + 16 + (32 if five_bits else 0)

@@ -22,7 +22,7 @@ BLOCK_BYTES = 84
 D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _stage_ref(xb, s, out, o):
     """_ref path: make_qkx2_quants per group, then 4-bit scales/mins against their maxima."""
     transpose_groups(xb, 0, 16, 16, s.xt)
@@ -57,7 +57,7 @@ def _stage_ref(xb, s, out, o):
         store_fp16(out, o + D_OFFSET + 2, F32(0.0))
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _stage_imat(xb, qwb, s, out, o):
     """Imatrix path: make_qkx3_quants per group, make_qp_quants(16, 15) on scales and mins."""
     sumx2 = F32(0.0)
@@ -83,7 +83,7 @@ def _stage_imat(xb, qwb, s, out, o):
         out[o + j] = (np.int64(s.Ls[j]) | (np.int64(s.Lm[j]) << 4)) & 0xFF
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _requantize_and_store(xb, L, out, o):
     """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
     d_all = load_fp16(out, o + D_OFFSET)

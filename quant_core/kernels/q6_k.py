@@ -37,7 +37,7 @@ def _pack(L, out, o):
             out[qh + l] = np.uint8((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6))
 
 
-@njit(**JIT_IEEE)
+@njit(inline="always", **JIT_IEEE)
 def _quantize_block(x, base, qw, out, o, L, scales, work):
     use_qw = qw.shape[0] > 0
     max_scale = F32(0.0)
