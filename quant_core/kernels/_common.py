@@ -216,3 +216,24 @@ def round_half_away(v):
     if np.abs(v - t) >= F32(0.5):
         t += F32(1.0) if v > 0 else F32(-1.0)
     return np.int64(t)
+
+
+@njit(inline="always", **JIT)
+def decode_nibbles(q, o, n, table, d, y, yo):
+    """The 2n codes packed in ``q[o:o+n]`` (code j low nibble, code n+j high) as ``d * table[code]``.
+
+    Writes ``y[yo:yo+2n]``: the decoding of the 4-bit table types (IQ4, MXFP4, NVFP4).
+    """
+    for j in range(n):
+        byte = q[o + j]
+        y[yo + j] = d * table[byte & 0x0F]
+        y[yo + n + j] = d * table[byte >> 4]
+
+
+@njit(inline="always", **JIT)
+def sum_squares(x, start, n):
+    """sum of x^2 over ``x[start:start+n]``, added one after the other in float32 as in C."""
+    s = F32(0.0)
+    for j in range(start, start + n):
+        s += x[j] * x[j]
+    return s

@@ -180,3 +180,33 @@ def untranspose_codes(s):
     for g in range(G):
         for i in range(n):
             s.L[g * n + i] = s.Lt[i, g]
+
+
+@njit(inline="always", **JIT_NP)
+def fit_groups(s, nmax, rmin, rdelta, nstep, use_mad, qkx3):
+    """:func:`affine_search_batch` on the scratch's groups ``s.xt`` with weights ``s.wt``.
+
+    Codes go to ``s.L`` in group order, scales to ``s.scales`` and mins to ``s.mins``.
+    """
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3,
+                        s.scales, s.mins, s.st)
+    untranspose_codes(s)
+
+
+@njit(inline="always", **JIT_NP)
+def fit_groups_imatrix(x, x0, qw, sigma2, nmax, s):
+    """make_qkx3_quants(n, nmax, w, -0.9, 0.05, 36) on the G n-groups from ``x[x0]``.
+
+    The weights are ggml's ``qw * sqrt(sigma2 + x^2)`` (``qw`` indexed like ``x``); each
+    group's weight sum goes to ``s.sw``, the rest as :func:`fit_groups`.
+    """
+    n, G = s.xt.shape
+    transpose_groups(x, x0, n, G, s.xt)
+    for g in range(G):
+        s.sw[g] = F32(0.0)
+    for i in range(n):
+        for g in range(G):
+            w = qw[x0 + n * g + i] * np.sqrt(sigma2 + s.xt[i, g] * s.xt[i, g])
+            s.wt[i, g] = w
+            s.sw[g] += w
+    fit_groups(s, nmax, F32(-0.9), F32(0.05), 36, False, True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, f32_to_u32, nearest_int
+from ._common import F32, JIT, f32_to_u32, nearest_int, signed_absmax
 from ._kq_affine_batch import transpose_groups
 from ._simd import first_absmax
 
@@ -51,19 +51,6 @@ def _default_weight(rmse_type, v):
 @njit(**JIT)
 def _clamp(l, lo, hi):
     return max(lo, min(hi, l))
-
-
-@njit(inline="always", **JIT)
-def _signed_amax(x, x0, n):
-    """(|max|, max) of the first element of largest magnitude (strict >, first wins)."""
-    amax = F32(0.0)
-    vmax = F32(0.0)
-    for i in range(x0, x0 + n):
-        ax = np.abs(x[i])
-        if ax > amax:
-            amax = ax
-            vmax = x[i]
-    return amax, vmax
 
 
 @njit(inline="always", **JIT)
@@ -105,7 +92,7 @@ def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     early after the first fit, as in ggml. ``work`` is float32 scratch of at least
     ``QX_WORK`` elements (see :func:`qx_work`); its contents on entry do not matter.
     """
-    amax, vmax = _signed_amax(x, x0, n)
+    amax, vmax = signed_absmax(x, x0, n)
     if amax < GROUP_MAX_EPS:
         for i in range(n):
             L[l0 + i] = 0

@@ -10,22 +10,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, store_fp16, store_u32
+from ._common import F32, JIT, store_fp16, store_u32, sum_squares
 from ._kq_affine import JIT_NP
-from ._kq_affine_batch import affine_search_batch, new_scratch, transpose_groups
+from ._kq_affine_batch import fit_groups_imatrix, new_scratch
 from ._kq_symmetric import make_qx_quants, qx_work
 
 QK = 32
 BATCH = 8  # blocks searched side by side by the imatrix Q4_1 / Q5_1 path
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def row_sigma2(x):
     """sum(x^2) / n over the whole row, summed sequentially in float32."""
-    s = F32(0.0)
-    for j in range(x.shape[0]):
-        s += x[j] * x[j]
-    return s / F32(x.shape[0])
+    return sum_squares(x, 0, x.shape[0]) / F32(x.shape[0])
 
 
 @njit(**JIT)
@@ -74,24 +71,6 @@ def imat_row_symmetric(x, qw, out, five_bits):
 
 
 @njit(**JIT_NP)
-def _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out):
-    """make_qkx3_quants on the G blocks starting at block ``b0``, side by side; store them."""
-    G = sc.xt.shape[1]
-    transpose_groups(x, b0 * QK, QK, G, sc.xt)
-    for i in range(QK):
-        for g in range(G):
-            v = sc.xt[i, g]
-            sc.wt[i, g] = qw[(b0 + g) * QK + i] * np.sqrt(sigma2 + v * v)
-    affine_search_batch(sc.xt, sc.wt, sc.Lt, sc.Laux, nmax, F32(-0.9), F32(0.05), 36, False, True,
-                        sc.scales, sc.mins, sc.st)
-    for g in range(G):
-        o = (b0 + g) * block_bytes
-        store_fp16(out, o, sc.scales[g])
-        store_fp16(out, o + 2, -sc.mins[g])
-        pack_block(sc.Lt[:, g], out, o + 4, nmax == 31)
-
-
-@njit(**JIT_NP)
 def imat_row_affine(x, qw, out, five_bits):
     """One Q4_1 / Q5_1 row with importance weights: make_qkx3_quants(32, 15 or 31, w, -0.9, 0.05, 36).
 
@@ -103,9 +82,13 @@ def imat_row_affine(x, qw, out, five_bits):
     sigma2 = row_sigma2(x)
     nb = x.shape[0] // QK
     full = nb - nb % BATCH
-    if full > 0:
-        sc = new_scratch(QK, BATCH)
-        for b0 in range(0, full, BATCH):
-            _affine_blocks(x, qw, b0, sigma2, nmax, block_bytes, sc, out)
-    if full < nb:
-        _affine_blocks(x, qw, full, sigma2, nmax, block_bytes, new_scratch(QK, nb - full), out)
+    sc = new_scratch(QK, BATCH)
+    for b0 in range(0, nb, BATCH):
+        if b0 == full:  # the last few blocks of the row
+            sc = new_scratch(QK, nb - full)
+        fit_groups_imatrix(x, b0 * QK, qw, sigma2, nmax, sc)
+        for g in range(sc.xt.shape[1]):
+            o = (b0 + g) * block_bytes
+            store_fp16(out, o, sc.scales[g])
+            store_fp16(out, o + 2, -sc.mins[g])
+            pack_block(sc.L[QK * g:QK * (g + 1)], out, o + 4, five_bits)

@@ -6,9 +6,10 @@ Both use the doubled E2M1 table and ggml's nearest-entry search (first minimum o
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, u32_to_f32
+from ._common import F32, JIT, JIT_PARALLEL, decode_nibbles, f32_to_u32, u32_to_f32
+from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
@@ -88,7 +89,7 @@ def mxfp4_exponent(amax):
 
 
 @njit(**JIT)
-def _row_mxfp4(x, out):
+def _row_mxfp4(x, qw, out):
     for b in range(x.shape[0] // 32):
         base = b * 32
         o = b * MX_BYTES
@@ -128,7 +129,7 @@ def fp32_to_ue4m3(v):
 
 
 @njit(**JIT)
-def _row_nvfp4(x, out):
+def _row_nvfp4(x, qw, out):
     for b in range(x.shape[0] // 64):
         o = b * NV_BYTES
         for s in range(4):
@@ -147,51 +148,40 @@ def _row_nvfp4(x, out):
 @njit(**JIT_PARALLEL)
 def quantize_mxfp4(x, qw):
     """MXFP4 rows (ggml's _ref; the importance matrix is ignored)."""
-    out = np.empty((x.shape[0], x.shape[1] // 32 * MX_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _row_mxfp4(x[r], out[r])
-    return out
+    return quantize_rows(x, qw, _row_mxfp4, 32, MX_BYTES)
 
 
 @quantizer("NVFP4")
 @njit(**JIT_PARALLEL)
 def quantize_nvfp4(x, qw):
     """NVFP4 rows (ggml's _ref; the importance matrix is ignored)."""
-    out = np.empty((x.shape[0], x.shape[1] // 64 * NV_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _row_nvfp4(x[r], out[r])
-    return out
+    return quantize_rows(x, qw, _row_nvfp4, 64, NV_BYTES)
+
+
+@njit(**JIT)
+def _dequantize_row_mxfp4(q, y):
+    for b in range(y.shape[0] // 32):
+        o = b * MX_BYTES
+        decode_nibbles(q, o + 1, 16, KVALUES, e8m0_half(q[o]), y, b * 32)
+
+
+@njit(**JIT)
+def _dequantize_row_nvfp4(q, y):
+    for b in range(y.shape[0] // 64):
+        o = b * NV_BYTES
+        for s in range(4):
+            decode_nibbles(q, o + 4 + s * 8, 8, KVALUES, UE4M3[q[o + s]], y, b * 64 + s * 16)
 
 
 @dequantizer("MXFP4")
 @njit(**JIT_PARALLEL)
 def dequantize_mxfp4(q, n_per_row):
     """MXFP4 -> float32: d * T[q] with d = 2^(e-128)."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // 32):
-            o = b * MX_BYTES
-            d = e8m0_half(q[r, o])
-            for j in range(16):
-                byte = q[r, o + 1 + j]
-                out[r, b * 32 + j] = d * KVALUES[byte & 0x0F]
-                out[r, b * 32 + 16 + j] = d * KVALUES[byte >> 4]
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_mxfp4)
 
 
 @dequantizer("NVFP4")
 @njit(**JIT_PARALLEL)
 def dequantize_nvfp4(q, n_per_row):
     """NVFP4 -> float32: d_s * T[q] per 16-element sub-block."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // 64):
-            o = b * NV_BYTES
-            for s in range(4):
-                d = UE4M3[q[r, o + s]]
-                y = b * 64 + s * 16
-                for j in range(8):
-                    byte = q[r, o + 4 + s * 8 + j]
-                    out[r, y + j] = d * KVALUES[byte & 0x0F]
-                    out[r, y + 8 + j] = d * KVALUES[byte >> 4]
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_nvfp4)

@@ -9,9 +9,13 @@ inverse; IQ4_XS quantizes the eight block scales of a 256-superblock to 6 bits a
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u16, nearest_int, store_fp16, store_u16
+from ._common import (
+    F32, JIT, JIT_PARALLEL, decode_nibbles, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
+)
+from ._rows import dequantize_rows, quantize_rows
+from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
 QK = 32
@@ -111,13 +115,7 @@ def _search_sums(x, base, w, ids, sqx, sq2):
 @njit(**JIT)
 def _block_scale(x, base, w, ids, sqx, sq2):
     """Float scale of one 32-block (the ntry = 7 search); 0 for a (near) zero block."""
-    amax = F32(0.0)
-    vmax = F32(0.0)
-    for j in range(base, base + QK):
-        av = np.abs(x[j])
-        if av > amax:
-            amax = av
-            vmax = x[j]
+    amax, vmax = first_absmax(x, base, QK)
     if amax < GROUP_MAX_EPS:
         return F32(0.0)
     # trial 0 is the initial guess d0 = max/127, trials 1..15 are itry = -7..7
@@ -205,55 +203,45 @@ def _quantize_row_xs(x, qw, out):
 @njit(**JIT_PARALLEL)
 def quantize_iq4_nl(x, qw):
     """IQ4_NL rows as ggml_quantize_chunk writes them (ntry = 7, with or without imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK * NL_BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row_nl(x[r], qw, out[r])
-    return out
+    return quantize_rows(x, qw, _quantize_row_nl, QK, NL_BLOCK_BYTES)
 
 
 @quantizer("IQ4_XS")
 @njit(**JIT_PARALLEL)
 def quantize_iq4_xs(x, qw):
     """IQ4_XS rows as ggml_quantize_chunk writes them (with or without imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * XS_BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row_xs(x[r], qw, out[r])
-    return out
+    return quantize_rows(x, qw, _quantize_row_xs, QK_K, XS_BLOCK_BYTES)
 
 
 @njit(**JIT)
-def _dequantize_codes(q, o, dl, y, base):
-    for j in range(16):
-        byte = q[o + j]
-        y[base + j] = dl * KVALUES[byte & 0xF]
-        y[base + 16 + j] = dl * KVALUES[byte >> 4]
+def _dequantize_row_nl(q, y):
+    for b in range(y.shape[0] // QK):
+        o = b * NL_BLOCK_BYTES
+        decode_nibbles(q, o + 2, 16, KVALUES, load_fp16(q, o), y, b * QK)
+
+
+@njit(**JIT)
+def _dequantize_row_xs(q, y):
+    for sb in range(y.shape[0] // QK_K):
+        o = sb * XS_BLOCK_BYTES
+        d = load_fp16(q, o)
+        scales_h = load_u16(q, o + 2)
+        for ib in range(QK_K // QK):
+            lo = (np.int64(q[o + 4 + ib // 2]) >> (4 * (ib % 2))) & 0xF
+            ls = lo | (((scales_h >> (2 * ib)) & 3) << 4)
+            dl = d * F32(ls - 32)
+            decode_nibbles(q, o + 8 + 16 * ib, 16, KVALUES, dl, y, sb * QK_K + ib * QK)
 
 
 @dequantizer("IQ4_NL")
 @njit(**JIT_PARALLEL)
 def dequantize_iq4_nl(q, n_per_row):
     """IQ4_NL -> float32: d·T[code]."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * NL_BLOCK_BYTES
-            _dequantize_codes(q[r], o + 2, load_fp16(q[r], o), out[r], b * QK)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_nl)
 
 
 @dequantizer("IQ4_XS")
 @njit(**JIT_PARALLEL)
 def dequantize_iq4_xs(q, n_per_row):
     """IQ4_XS -> float32: (d·(ls − 32))·T[code]."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for sb in range(n_per_row // QK_K):
-            o = sb * XS_BLOCK_BYTES
-            d = load_fp16(q[r], o)
-            scales_h = load_u16(q[r], o + 2)
-            for ib in range(QK_K // QK):
-                lo = (np.int64(q[r, o + 4 + ib // 2]) >> (4 * (ib % 2))) & 0xF
-                ls = lo | (((scales_h >> (2 * ib)) & 3) << 4)
-                dl = d * F32(ls - 32)
-                _dequantize_codes(q[r], o + 8 + 16 * ib, dl, out[r], sb * QK_K + ib * QK)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_xs)

@@ -8,12 +8,13 @@ with ggml's requantization of every group against the fp16-rounded super-scales.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
-from ._kq_affine_batch import (
-    JIT_NP, affine_search_batch, new_scratch, transpose_groups, untranspose_codes)
+from ._kq_codes import requantize_affine
+from ._kq_affine_batch import JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, transpose_groups
+from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -46,9 +47,9 @@ def _pack_scale_min(out, o, j, ls, lm):
 
 
 @njit(inline="always", **JIT_NP)
-def _fit_groups_ref(xb, nmax, rmin, nstep, s):
+def _fit_groups_ref(x, base, nmax, rmin, nstep, s):
     """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x| (8 groups at once)."""
-    transpose_groups(xb, 0, 32, 8, s.xt)
+    transpose_groups(x, base, 32, 8, s.xt)
     for j in range(8):
         s.sw[j] = F32(0.0)  # here: the group's sum of x^2, then av_x
     for i in range(32):
@@ -59,9 +60,7 @@ def _fit_groups_ref(xb, nmax, rmin, nstep, s):
     for i in range(32):
         for j in range(8):
             s.wt[i, j] = s.sw[j] + np.abs(s.xt[i, j])
-    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, rmin, F32(0.1), nstep, False, False,
-                        s.scales, s.mins, s.st)
-    untranspose_codes(s)
+    fit_groups(s, nmax, rmin, F32(0.1), nstep, False, False)
 
 
 @njit(inline="always", **JIT_NP)
@@ -85,26 +84,6 @@ def _scales_ref(s, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _fit_groups_imat(xb, qwb, nmax, s):
-    """Imatrix stage 1: make_qkx3_quants per group with weights qw*sqrt(sigma2 + x^2)."""
-    sum_x2 = F32(0.0)
-    for l in range(QK_K):
-        sum_x2 += xb[l] * xb[l]
-    sigma2 = F32(2.0) * sum_x2 / F32(QK_K)
-    transpose_groups(xb, 0, 32, 8, s.xt)
-    for j in range(8):
-        s.sw[j] = F32(0.0)
-    for i in range(32):
-        for j in range(8):
-            w = qwb[32 * j + i] * np.sqrt(sigma2 + s.xt[i, j] * s.xt[i, j])
-            s.wt[i, j] = w
-            s.sw[j] += w
-    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, F32(-0.9), F32(0.05), 36, False, True,
-                        s.scales, s.mins, s.st)
-    untranspose_codes(s)
-
-
-@njit(inline="always", **JIT_NP)
 def _scales_imat(s, clamp63, out, o):
     """Imatrix stage 2: make_qp_quants(8, 63) on scales and mins; stores d, dmin, scales."""
     d_block = make_qp_quants(s.scales, s.sw, s.Ls, 63)
@@ -121,19 +100,15 @@ def _scales_imat(s, clamp63, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _requantize(xb, nmax, L, out, o):
+def _requantize(x, base, nmax, L, out, o):
     """Recompute the codes of every group whose fp16 d * scale is non-zero."""
     d_all = load_fp16(out, o)
     dmin_all = load_fp16(out, o + 2)
     for j in range(8):
         sc, m = get_scale_min_k4(j, out, o + 4)
         d = d_all * F32(sc)
-        if d == F32(0.0):
-            continue
-        dm = dmin_all * F32(m)
-        for ii in range(32):
-            l = nearest_int((xb[32 * j + ii] + dm) / d)
-            L[32 * j + ii] = max(0, min(nmax, l))
+        if d != F32(0.0):
+            requantize_affine(x, base + 32 * j, 32, d, dmin_all * F32(m), nmax, L, 32 * j)
 
 
 @njit(inline="always", **JIT)
@@ -159,46 +134,51 @@ def _store_codes(L, five_bits, out, o):
             out[qs + 32 * c + l] = lo | (hi << 4)
 
 
-@njit(**JIT_NP)
+@njit(inline="always", **JIT_NP)
 def _quantize_row(x, qw, out, five_bits):
     nmax = 31 if five_bits else 15
     block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
     s = new_scratch(32, 8)
     for b in range(x.shape[0] // QK_K):
-        xb = x[b * QK_K:(b + 1) * QK_K]
+        base = b * QK_K
         o = b * block_bytes
         if qw.shape[0] > 0:
-            _fit_groups_imat(xb, qw[b * QK_K:(b + 1) * QK_K], nmax, s)
+            sigma2 = F32(2.0) * sum_squares(x, base, QK_K) / F32(QK_K)
+            fit_groups_imatrix(x, base, qw, sigma2, nmax, s)
             _scales_imat(s, five_bits, out, o)
         else:
             rmin = F32(-0.5) if five_bits else F32(-1.0)
-            _fit_groups_ref(xb, nmax, rmin, 15 if five_bits else 20, s)
+            _fit_groups_ref(x, base, nmax, rmin, 15 if five_bits else 20, s)
             _scales_ref(s, out, o)
-        _requantize(xb, nmax, s.L, out, o)
+        _requantize(x, base, nmax, s.L, out, o)
         _store_codes(s.L, five_bits, out, o)
+
+
+@njit(**JIT_NP)
+def _quantize_row_q4_k(x, qw, out):
+    _quantize_row(x, qw, out, False)
+
+
+@njit(**JIT_NP)
+def _quantize_row_q5_k(x, qw, out):
+    _quantize_row(x, qw, out, True)
 
 
 @quantizer("Q4_K")
 @njit(**JIT_PARALLEL)
 def quantize_q4_k(x, qw):
     """Q4_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * Q4_K_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r], False)
-    return out
+    return quantize_rows(x, qw, _quantize_row_q4_k, QK_K, Q4_K_BYTES)
 
 
 @quantizer("Q5_K")
 @njit(**JIT_PARALLEL)
 def quantize_q5_k(x, qw):
     """Q5_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * Q5_K_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r], True)
-    return out
+    return quantize_rows(x, qw, _quantize_row_q5_k, QK_K, Q5_K_BYTES)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _dequantize_row(q, y, five_bits):
     block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
     for b in range(y.shape[0] // QK_K):
@@ -224,21 +204,25 @@ def _dequantize_row(q, y, five_bits):
                 y[y0 + 32 + l] = d2 * F32(hi) - dm2
 
 
+@njit(**JIT)
+def _dequantize_row_q4_k(q, y):
+    _dequantize_row(q, y, False)
+
+
+@njit(**JIT)
+def _dequantize_row_q5_k(q, y):
+    _dequantize_row(q, y, True)
+
+
 @dequantizer("Q4_K")
 @njit(**JIT_PARALLEL)
 def dequantize_q4_k(q, n_per_row):
     """Q4_K rows to float32, bit-identical to gguf.dequantize."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r], False)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_q4_k)
 
 
 @dequantizer("Q5_K")
 @njit(**JIT_PARALLEL)
 def dequantize_q5_k(q, n_per_row):
     """Q5_K rows to float32, bit-identical to gguf.dequantize."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r], True)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_q5_k)

@@ -9,12 +9,13 @@ whose fp16 d * scale is 0 keep their first-stage codes, as in ggml.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
-from ._kq_affine_batch import (
-    JIT_NP, affine_search_batch, new_scratch, transpose_groups, untranspose_codes)
+from ._kq_codes import pack_2bit, requantize_affine
+from ._kq_affine_batch import JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, transpose_groups
+from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -23,15 +24,13 @@ D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
 
 
 @njit(inline="always", **JIT_NP)
-def _stage_ref(xb, s, out, o):
+def _stage_ref(x, base, s, out, o):
     """_ref path: make_qkx2_quants per group, then 4-bit scales/mins against their maxima."""
-    transpose_groups(xb, 0, 16, 16, s.xt)
+    transpose_groups(x, base, 16, 16, s.xt)
     for i in range(16):
         for j in range(16):
             s.wt[i, j] = np.abs(s.xt[i, j])
-    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, 3, F32(-0.5), F32(0.1), 15, True, False,
-                        s.scales, s.mins, s.st)
-    untranspose_codes(s)
+    fit_groups(s, 3, F32(-0.5), F32(0.1), 15, True, False)
     max_scale = F32(0.0)
     max_min = F32(0.0)
     for j in range(16):
@@ -58,23 +57,9 @@ def _stage_ref(xb, s, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _stage_imat(xb, qwb, s, out, o):
+def _stage_imat(x, base, qw, s, out, o):
     """Imatrix path: make_qkx3_quants per group, make_qp_quants(16, 15) on scales and mins."""
-    sumx2 = F32(0.0)
-    for l in range(QK_K):
-        sumx2 += xb[l] * xb[l]
-    sigma2 = sumx2 / F32(QK_K)
-    transpose_groups(xb, 0, 16, 16, s.xt)
-    for j in range(16):
-        s.sw[j] = F32(0.0)
-    for i in range(16):
-        for j in range(16):
-            w = qwb[16 * j + i] * np.sqrt(sigma2 + s.xt[i, j] * s.xt[i, j])
-            s.wt[i, j] = w
-            s.sw[j] += w
-    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, 3, F32(-0.9), F32(0.05), 36, False, True,
-                        s.scales, s.mins, s.st)
-    untranspose_codes(s)
+    fit_groups_imatrix(x, base, qw, sum_squares(x, base, QK_K) / F32(QK_K), 3, s)
     dm = make_qp_quants(s.scales, s.sw, s.Ls, 15)
     mm = make_qp_quants(s.mins, s.sw, s.Lm, 15)
     store_fp16(out, o + D_OFFSET, dm)
@@ -84,7 +69,7 @@ def _stage_imat(xb, qwb, s, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _requantize_and_store(xb, L, out, o):
+def _requantize_and_store(x, base, L, out, o):
     """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
     d_all = load_fp16(out, o + D_OFFSET)
     dmin_all = load_fp16(out, o + D_OFFSET + 2)
@@ -93,38 +78,28 @@ def _requantize_and_store(xb, L, out, o):
         d = d_all * F32(sc & 0xF)
         if d == F32(0.0):
             continue
-        dm = dmin_all * F32(sc >> 4)
-        for ii in range(16):
-            l = nearest_int((xb[16 * j + ii] + dm) / d)
-            L[16 * j + ii] = max(0, min(3, l))
-    for h in range(2):
-        for l in range(32):
-            e = 128 * h + l
-            v = np.int64(L[e]) | (np.int64(L[e + 32]) << 2) | (np.int64(L[e + 64]) << 4) | (np.int64(L[e + 96]) << 6)
-            out[o + 16 + 32 * h + l] = v & 0xFF
+        requantize_affine(x, base + 16 * j, 16, d, dmin_all * F32(sc >> 4), 3, L, 16 * j)
+    pack_2bit(L, out, o + 16)
 
 
 @njit(**JIT_NP)
 def _quantize_row(x, qw, out):
     s = new_scratch(16, 16)
     for b in range(x.shape[0] // QK_K):
-        xb = x[b * QK_K:(b + 1) * QK_K]
+        base = b * QK_K
         o = b * BLOCK_BYTES
         if qw.shape[0] > 0:
-            _stage_imat(xb, qw[b * QK_K:(b + 1) * QK_K], s, out, o)
+            _stage_imat(x, base, qw, s, out, o)
         else:
-            _stage_ref(xb, s, out, o)
-        _requantize_and_store(xb, s.L, out, o)
+            _stage_ref(x, base, s, out, o)
+        _requantize_and_store(x, base, s.L, out, o)
 
 
 @quantizer("Q2_K")
 @njit(**JIT_PARALLEL)
 def quantize_q2_k(x, qw):
     """Q2_K rows, bit-exact with ggml_quantize_chunk (with or without imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r])
-    return out
+    return quantize_rows(x, qw, _quantize_row, QK_K, BLOCK_BYTES)
 
 
 @njit(**JIT)
@@ -150,7 +125,4 @@ def _dequantize_row(q, y):
 @njit(**JIT_PARALLEL)
 def dequantize_q2_k(q, n_per_row):
     """Q2_K rows to float32, bit-identical to gguf.dequantize."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r])
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row)

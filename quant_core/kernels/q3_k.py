@@ -9,10 +9,12 @@ with weights qw * sqrt(sigma2 + x^2), and the 16 scales themselves go through ma
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._kq_codes import pack_2bit, requantize_symmetric
 from ._kq_symmetric import JIT_IEEE, Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
+from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -44,22 +46,15 @@ def _requantize_and_pack(x, base, d, ls, L, out, o):
     """
     for j in range(16):
         dg = d * F32(ls[j] - 32)
-        if dg == F32(0.0):
-            continue
-        for ii in range(16):
-            k = 16 * j + ii
-            L[k] = 4 + max(-4, min(3, nearest_int(x[base + k] / dg)))
+        if dg != F32(0.0):
+            requantize_symmetric(x, base + 16 * j, 16, dg, 4, L, 16 * j)
     # code c = 4*hbit + low2: hbit of element 32*m + l goes to hmask[l] bit m
     for l in range(32):
         h = 0
         for m in range(8):
             h |= (np.int64(L[32 * m + l]) >> 2) << m
         out[o + l] = np.uint8(h)
-        for half in range(2):
-            e = 128 * half + l
-            out[o + QS_OFF + 32 * half + l] = np.uint8(
-                (L[e] & 3) | ((L[e + 32] & 3) << 2) | ((L[e + 64] & 3) << 4) | ((L[e + 96] & 3) << 6)
-            )
+    pack_2bit(L, out, o + QS_OFF)
 
 
 @njit(**JIT_IEEE)
@@ -137,10 +132,7 @@ def _quantize_row(x, qw, out):
 @njit(**JIT_PARALLEL)
 def quantize_q3_k(x, qw):
     """Quantize rows to Q3_K exactly as ggml (quantize_row_q3_K_ref / _impl with imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r])
-    return out
+    return quantize_rows(x, qw, _quantize_row, QK_K, BLOCK_BYTES)
 
 
 @njit(**JIT)
@@ -177,7 +169,4 @@ def _dequantize_row(q, y):
 @njit(**JIT_PARALLEL)
 def dequantize_q3_k(q, n_per_row):
     """Decode Q3_K rows, bit-identical to gguf-py (d * (s - 32) first, then times the code)."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r])
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row)

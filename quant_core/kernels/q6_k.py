@@ -7,10 +7,12 @@ weights x^2, or with the raw importance values when an imatrix is given (no sigm
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._kq_codes import requantize_symmetric
 from ._kq_symmetric import GROUP_MAX_EPS, JIT_IEEE, make_qx_quants, qx_work
+from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -58,11 +60,8 @@ def _quantize_block(x, base, qw, out, o, L, scales, work):
         sc = min(127, nearest_int(iscale * scales[ib]))
         out[o + SC_OFF + ib] = np.uint8(sc & 0xFF)
         dg = d * F32(sc)
-        if dg == F32(0.0):
-            continue  # scale rounded to 0: the group keeps make_qx_quants' codes
-        for ii in range(16):
-            k = 16 * ib + ii
-            L[k] = 32 + max(-32, min(31, nearest_int(x[base + k] / dg)))
+        if dg != F32(0.0):  # a scale rounded to 0 keeps make_qx_quants' codes
+            requantize_symmetric(x, base + 16 * ib, 16, dg, 32, L, 16 * ib)
     _pack(L, out, o)
 
 
@@ -79,10 +78,7 @@ def _quantize_row(x, qw, out):
 @njit(**JIT_PARALLEL)
 def quantize_q6_k(x, qw):
     """Quantize rows to Q6_K exactly as ggml (quantize_row_q6_K_ref / _impl with imatrix)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r])
-    return out
+    return quantize_rows(x, qw, _quantize_row, QK_K, BLOCK_BYTES)
 
 
 @njit(**JIT)
@@ -114,7 +110,4 @@ def _dequantize_row(q, y):
 @njit(**JIT_PARALLEL)
 def dequantize_q6_k(q, n_per_row):
     """Decode Q6_K rows, bit-identical to gguf-py (d * scale first, then times the code)."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r])
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row)

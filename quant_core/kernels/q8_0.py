@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, round_half_away, store_fp16
+from ._rows import dequantize_rows, quantize_rows
+from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
 QK = 32
@@ -12,12 +14,10 @@ BLOCK_BYTES = 34
 
 
 @njit(**JIT)
-def _quantize_row(x, out):
+def _quantize_row(x, qw, out):
     for b in range(x.shape[0] // QK):
         base = b * QK
-        amax = F32(0.0)
-        for j in range(QK):
-            amax = max(amax, np.abs(x[base + j]))
+        amax, _ = first_absmax(x, base, QK)
         d = amax / F32(127.0)
         inv = F32(1.0) / d if d != F32(0.0) else F32(0.0)
         o = b * BLOCK_BYTES
@@ -29,20 +29,21 @@ def _quantize_row(x, out):
 @quantizer("Q8_0")
 @njit(**JIT_PARALLEL)
 def quantize_q8_0(x, qw):
-    out = np.empty((x.shape[0], x.shape[1] // QK * BLOCK_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], out[r])
-    return out
+    """Q8_0 rows (ggml's _ref; the importance matrix is ignored)."""
+    return quantize_rows(x, qw, _quantize_row, QK, BLOCK_BYTES)
+
+
+@njit(**JIT)
+def _dequantize_row(q, y):
+    for b in range(y.shape[0] // QK):
+        o = b * BLOCK_BYTES
+        d = load_fp16(q, o)
+        for j in range(QK):
+            y[b * QK + j] = F32(np.int8(q[o + 2 + j])) * d
 
 
 @dequantizer("Q8_0")
 @njit(**JIT_PARALLEL)
 def dequantize_q8_0(q, n_per_row):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK):
-            o = b * BLOCK_BYTES
-            d = load_fp16(q[r], o)
-            for j in range(QK):
-                out[r, b * QK + j] = F32(np.int8(q[r, o + 2 + j])) * d
-    return out
+    """Q8_0 -> float32: code * d."""
+    return dequantize_rows(q, n_per_row, _dequantize_row)

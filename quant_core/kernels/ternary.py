@@ -6,9 +6,10 @@ TQ1_0 packs five trits per byte as a base-3 fraction (stored as ceil(p*256/243))
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, store_fp16
+from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
@@ -53,7 +54,7 @@ def _trit_bytes(x, start, stride, count, inv, out, o, nbytes, shift):
 
 
 @njit(**JIT)
-def _row_tq1_0(x, out):
+def _row_tq1_0(x, qw, out):
     for b in range(x.shape[0] // QK_K):
         base = b * QK_K
         o = b * TQ1_BYTES
@@ -64,7 +65,7 @@ def _row_tq1_0(x, out):
 
 
 @njit(**JIT)
-def _row_tq2_0(x, out):
+def _row_tq2_0(x, qw, out):
     for b in range(x.shape[0] // QK_K):
         base = b * QK_K
         o = b * TQ2_BYTES
@@ -82,61 +83,59 @@ def _row_tq2_0(x, out):
 @njit(**JIT_PARALLEL)
 def quantize_tq1_0(x, qw):
     """TQ1_0 rows (ggml's _ref; the importance matrix is ignored)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * TQ1_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _row_tq1_0(x[r], out[r])
-    return out
+    return quantize_rows(x, qw, _row_tq1_0, QK_K, TQ1_BYTES)
 
 
 @quantizer("TQ2_0")
 @njit(**JIT_PARALLEL)
 def quantize_tq2_0(x, qw):
     """TQ2_0 rows (ggml's _ref; the importance matrix is ignored)."""
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * TQ2_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _row_tq2_0(x[r], out[r])
-    return out
+    return quantize_rows(x, qw, _row_tq2_0, QK_K, TQ2_BYTES)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _trit(byte, n):
     """Trit n of a TQ1_0 byte: ((uint8)(byte * 3^n) * 3) >> 8."""
     return (((np.int64(byte) * POW3[n]) & 0xFF) * 3) >> 8
+
+
+@njit(**JIT)
+def _dequantize_row_tq1_0(q, y):
+    for b in range(y.shape[0] // QK_K):
+        o = b * TQ1_BYTES
+        yb = b * QK_K
+        d = load_fp16(q, o + 52)
+        for n in range(5):
+            for m in range(32):
+                y[yb + n * 32 + m] = d * F32(_trit(q[o + m], n) - 1)
+            for m in range(16):
+                y[yb + 160 + n * 16 + m] = d * F32(_trit(q[o + 32 + m], n) - 1)
+        for n in range(4):
+            for j in range(4):
+                y[yb + 240 + n * 4 + j] = d * F32(_trit(q[o + 48 + j], n) - 1)
+
+
+@njit(**JIT)
+def _dequantize_row_tq2_0(q, y):
+    for b in range(y.shape[0] // QK_K):
+        o = b * TQ2_BYTES
+        d = load_fp16(q, o + 64)
+        for half in range(2):
+            for n in range(4):
+                for m in range(32):
+                    t = (np.int64(q[o + half * 32 + m]) >> (2 * n)) & 3
+                    y[b * QK_K + half * 128 + n * 32 + m] = d * F32(t - 1)
 
 
 @dequantizer("TQ1_0")
 @njit(**JIT_PARALLEL)
 def dequantize_tq1_0(q, n_per_row):
     """TQ1_0 -> float32: (trit - 1) * d."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK_K):
-            o = b * TQ1_BYTES
-            y = b * QK_K
-            d = load_fp16(q[r], o + 52)
-            for n in range(5):
-                for m in range(32):
-                    out[r, y + n * 32 + m] = d * F32(_trit(q[r, o + m], n) - 1)
-                for m in range(16):
-                    out[r, y + 160 + n * 16 + m] = d * F32(_trit(q[r, o + 32 + m], n) - 1)
-            for n in range(4):
-                for j in range(4):
-                    out[r, y + 240 + n * 4 + j] = d * F32(_trit(q[r, o + 48 + j], n) - 1)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_tq1_0)
 
 
 @dequantizer("TQ2_0")
 @njit(**JIT_PARALLEL)
 def dequantize_tq2_0(q, n_per_row):
     """TQ2_0 -> float32: (trit - 1) * d."""
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for b in range(n_per_row // QK_K):
-            o = b * TQ2_BYTES
-            d = load_fp16(q[r], o + 64)
-            for half in range(2):
-                for n in range(4):
-                    for m in range(32):
-                        t = (np.int64(q[r, o + half * 32 + m]) >> (2 * n)) & 3
-                        out[r, b * QK_K + half * 128 + n * 32 + m] = d * F32(t - 1)
-    return out
+    return dequantize_rows(q, n_per_row, _dequantize_row_tq2_0)

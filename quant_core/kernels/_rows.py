@@ -1,0 +1,31 @@
+"""Row drivers shared by the kernels: allocate the result, run a row function on every row.
+
+Each registered kernel is a three-line ``@njit(**JIT_PARALLEL)`` function passing its row
+function here; both drivers are inlined into it (``inline="always"``), so the rows run in
+that kernel's own parallel loop and the row function is called directly. Rows are
+independent, so the result does not depend on the thread count.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._common import JIT_PARALLEL
+
+
+@njit(inline="always", **JIT_PARALLEL)
+def quantize_rows(x, qw, row_fn, block_elems, block_bytes):
+    """uint8 (rows, row_bytes) with ``row_fn(x[r], qw, out[r])`` run on every row in parallel."""
+    out = np.empty((x.shape[0], x.shape[1] // block_elems * block_bytes), dtype=np.uint8)
+    for r in prange(x.shape[0]):
+        row_fn(x[r], qw, out[r])
+    return out
+
+
+@njit(inline="always", **JIT_PARALLEL)
+def dequantize_rows(q, n_per_row, row_fn):
+    """float32 (rows, n_per_row) with ``row_fn(q[r], y[r])`` run on every row in parallel."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    for r in prange(q.shape[0]):
+        row_fn(q[r], out[r])
+    return out
