@@ -98,47 +98,47 @@ def fp16_bits_to_fp32_nobranch(h):
     return u32_to_f32(np.uint32(((np.int64(h) & 0x8000) << 16) | bits))
 
 
+@njit(inline="always", **JIT_PARALLEL)
+def _convert_rows(src, out, convert):
+    """``out[r, c] = convert(src[r, c])`` for every element, rows in parallel; returns ``out``."""
+    for r in prange(src.shape[0]):
+        for c in range(src.shape[1]):
+            out[r, c] = convert(src[r, c])
+    return out
+
+
+@njit(**JIT)
+def _bf16_to_f32_bits(h):
+    return np.uint32(h) << np.uint32(16)
+
+
 @quantizer("F16")
 @njit(**JIT_PARALLEL)
 def quantize_f16(x, qw):
     """F16 as ggml's GGML_FP32_TO_FP16: IEEE round to nearest even, overflow to inf."""
-    rows, n = x.shape
-    out = np.empty((rows, n), dtype=np.uint16)
-    for r in prange(rows):
-        for c in range(n):
-            out[r, c] = fp32_to_fp16_bits_nobranch(x[r, c])
-    return out.view(np.uint8)
+    out = np.empty(x.shape, dtype=np.uint16)
+    return _convert_rows(x, out, fp32_to_fp16_bits_nobranch).view(np.uint8)
 
 
 @dequantizer("F16")
 @njit(**JIT_PARALLEL)
 def dequantize_f16(q, n_per_row):
     """F16 rows to float32, bit-identical to numpy's (and gguf-py's) conversion."""
-    rows = q.shape[0]
-    out = np.empty((rows, n_per_row), dtype=np.float32)
-    for r in prange(rows):
-        for c in range(n_per_row):
-            out[r, c] = fp16_bits_to_fp32_nobranch(np.uint16(q[r, 2 * c]) | (np.uint16(q[r, 2 * c + 1]) << 8))
-    return out
+    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
+    return _convert_rows(q.view(np.uint16), out, fp16_bits_to_fp32_nobranch)
 
 
 @quantizer("BF16")
 @njit(**JIT_PARALLEL)
 def quantize_bf16(x, qw):
-    rows, n = x.shape
-    out = np.empty((rows, n), dtype=np.uint16)
-    for r in prange(rows):
-        for c in range(n):
-            out[r, c] = fp32_to_bf16_bits(x[r, c])
-    return out.view(np.uint8)
+    """BF16 as ggml's _ref conversion: round to nearest even, NaN made quiet."""
+    out = np.empty(x.shape, dtype=np.uint16)
+    return _convert_rows(x, out, fp32_to_bf16_bits).view(np.uint8)
 
 
 @dequantizer("BF16")
 @njit(**JIT_PARALLEL)
 def dequantize_bf16(q, n_per_row):
-    rows = q.shape[0]
-    out = np.empty((rows, n_per_row), dtype=np.uint32)
-    for r in prange(rows):
-        for c in range(n_per_row):
-            out[r, c] = (np.uint32(q[r, 2 * c]) | (np.uint32(q[r, 2 * c + 1]) << 8)) << 16
-    return out.view(np.float32)
+    """BF16 rows to float32: the 16 bits become the top half of the float."""
+    out = np.empty((q.shape[0], n_per_row), dtype=np.uint32)
+    return _convert_rows(q.view(np.uint16), out, _bf16_to_f32_bits).view(np.float32)

@@ -9,10 +9,11 @@ and ``five_bits`` (a 32-bit qh word of fifth bits before the nibbles: Q5_0, Q5_1
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, store_fp16, store_u32
 from ._legacy_imat import QK, imat_row_affine, imat_row_symmetric, pack_pair
+from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax, first_min_max
 from .registry import dequantizer, quantizer
 
@@ -81,40 +82,52 @@ def _quantize_row(x, qw, out, affine, five_bits):
         _ref_row(x, out, affine, five_bits)
 
 
-@njit(inline="always", **JIT_PARALLEL)
-def _quantize_rows(x, qw, affine, five_bits):
-    out = np.empty((x.shape[0], x.shape[1] // QK * BLOCK_BYTES[2 * five_bits + affine]), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _quantize_row(x[r], qw, out[r], affine, five_bits)
-    return out
+@njit(**JIT)
+def _row_q4_0(x, qw, out):
+    _quantize_row(x, qw, out, False, False)
+
+
+@njit(**JIT)
+def _row_q4_1(x, qw, out):
+    _quantize_row(x, qw, out, True, False)
+
+
+@njit(**JIT)
+def _row_q5_0(x, qw, out):
+    _quantize_row(x, qw, out, False, True)
+
+
+@njit(**JIT)
+def _row_q5_1(x, qw, out):
+    _quantize_row(x, qw, out, True, True)
 
 
 @quantizer("Q4_0")
 @njit(**JIT_PARALLEL)
 def quantize_q4_0(x, qw):
     """Q4_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    return _quantize_rows(x, qw, False, False)
+    return quantize_rows(x, qw, _row_q4_0, QK, 18)
 
 
 @quantizer("Q4_1")
 @njit(**JIT_PARALLEL)
 def quantize_q4_1(x, qw):
     """Q4_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    return _quantize_rows(x, qw, True, False)
+    return quantize_rows(x, qw, _row_q4_1, QK, 20)
 
 
 @quantizer("Q5_0")
 @njit(**JIT_PARALLEL)
 def quantize_q5_0(x, qw):
     """Q5_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    return _quantize_rows(x, qw, False, True)
+    return quantize_rows(x, qw, _row_q5_0, QK, 22)
 
 
 @quantizer("Q5_1")
 @njit(**JIT_PARALLEL)
 def quantize_q5_1(x, qw):
     """Q5_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    return _quantize_rows(x, qw, True, True)
+    return quantize_rows(x, qw, _row_q5_1, QK, 24)
 
 
 @njit(inline="always", **JIT)
@@ -142,37 +155,49 @@ def _dequantize_row(q, y, affine, five_bits):
                 y[b * QK + 16 + j] = d * F32(hi - offset)
 
 
-@njit(inline="always", **JIT_PARALLEL)
-def _dequantize_rows(q, n_per_row, affine, five_bits):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        _dequantize_row(q[r], out[r], affine, five_bits)
-    return out
+@njit(**JIT)
+def _dequantize_row_q4_0(q, y):
+    _dequantize_row(q, y, False, False)
+
+
+@njit(**JIT)
+def _dequantize_row_q4_1(q, y):
+    _dequantize_row(q, y, True, False)
+
+
+@njit(**JIT)
+def _dequantize_row_q5_0(q, y):
+    _dequantize_row(q, y, False, True)
+
+
+@njit(**JIT)
+def _dequantize_row_q5_1(q, y):
+    _dequantize_row(q, y, True, True)
 
 
 @dequantizer("Q4_0")
 @njit(**JIT_PARALLEL)
 def dequantize_q4_0(q, n_per_row):
     """Q4_0 -> float32: (q - 8) * d."""
-    return _dequantize_rows(q, n_per_row, False, False)
+    return dequantize_rows(q, n_per_row, _dequantize_row_q4_0)
 
 
 @dequantizer("Q4_1")
 @njit(**JIT_PARALLEL)
 def dequantize_q4_1(q, n_per_row):
     """Q4_1 -> float32: (d * q) + m."""
-    return _dequantize_rows(q, n_per_row, True, False)
+    return dequantize_rows(q, n_per_row, _dequantize_row_q4_1)
 
 
 @dequantizer("Q5_0")
 @njit(**JIT_PARALLEL)
 def dequantize_q5_0(q, n_per_row):
     """Q5_0 -> float32: (q - 16) * d."""
-    return _dequantize_rows(q, n_per_row, False, True)
+    return dequantize_rows(q, n_per_row, _dequantize_row_q5_0)
 
 
 @dequantizer("Q5_1")
 @njit(**JIT_PARALLEL)
 def dequantize_q5_1(q, n_per_row):
     """Q5_1 -> float32: (d * q) + m."""
-    return _dequantize_rows(q, n_per_row, True, True)
+    return dequantize_rows(q, n_per_row, _dequantize_row_q5_1)
