@@ -11,17 +11,18 @@ between separately compiled functions, and here that alone nearly doubles the th
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, nearest_int, store_fp16, store_u32
-from ..errors import QuantError
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, nearest_int, store_fp16, store_u32, sum_squares
 from ._iq3_grids import iq3_tables
+from ._rows import checked_rows, dequantize_rows_with, quantize_rows_with
 from .registry import dequantizer, quantizer
 
 QK_K = 256
 XXS_BYTES = 98  # d, 64 grid indices, 8 words of 4x7 sign bits + 4-bit scale
 S_BYTES = 110  # d, qs[64], qh[8], signs[32], scales[4]
 FLT_MAX = F32(3.4028234663852886e38)
+SKIPPED = F32(-1.0)  # a block's scale is >= 0 (or NaN after a failed search): -1 marks a skipped block
 
 
 @njit(inline="always", **JIT)
@@ -77,7 +78,7 @@ def _weighted_sums(weight, xval, L):
     return sumqx, sumq2
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_all,
                   L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours):
     """Scale search of one 32-block (codes left in L); returns (scale, search failed)."""
@@ -113,7 +114,7 @@ def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_al
     return scale, failed
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs):
     """Element weights (imatrix form or x^2), their square roots, |x| and the sign bytes."""
     signs[:] = 0
@@ -132,15 +133,7 @@ def _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs):
     return signs
 
 
-@njit(**JIT)
-def _sigma2(x, base):
-    sumx2 = F32(0.0)
-    for i in range(QK_K):
-        sumx2 += x[base + i] * x[base + i]
-    return F32(2.0) * sumx2 / F32(QK_K)
-
-
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _grid_index(L, k, kmap):
     u = 0
     for i in range(4):
@@ -148,7 +141,7 @@ def _grid_index(L, k, kmap):
     return max(np.int64(kmap[u]), 0)  # off grid only after a failed search (reported)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _make_parity_even(x, base, weight, xval, signs):
     """IQ3_XXS stores 7 signs per 8: an odd group flips its element of least w*x^2."""
     for k in range(4):
@@ -170,51 +163,69 @@ def _make_parity_even(x, base, weight, xval, signs):
         signs[k] &= 127
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _sub_scale(inv_d, scale):
     return min(15, max(0, nearest_int(F32(0.5) * (inv_d * scale - F32(1.0)))))
 
 
 @njit(**JIT)
-def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
-    weight = np.empty(32, dtype=np.float32)
-    waux = np.empty(32, dtype=np.float32)
-    xval = np.empty(32, dtype=np.float32)
-    L = np.zeros(32, dtype=np.int64)
-    Laux = np.zeros(32, dtype=np.int64)
-    on_grid = np.zeros(8, dtype=np.bool_)
-    on_grid_aux = np.zeros(8, dtype=np.bool_)
-    scales = np.zeros(8, dtype=np.float32)
-    signs = np.zeros(4, dtype=np.int64)
+def _scratch():
+    """Per-row work arrays: weight, waux, xval, L, Laux, on_grid, on_grid_aux, scales, signs."""
+    f32, i64, b = np.float32, np.int64, np.bool_
+    return (np.empty(32, dtype=f32), np.empty(32, dtype=f32), np.empty(32, dtype=f32),
+            np.zeros(32, dtype=i64), np.zeros(32, dtype=i64), np.zeros(8, dtype=b),
+            np.zeros(8, dtype=b), np.zeros(8, dtype=f32), np.zeros(4, dtype=i64))
+
+
+@njit(inline="always", **JIT)
+def _block(x, base, qw, sigma2, xxs, sc, tables):
+    """Scale of one 32-block (codes in ``sc[3]``, signs in ``sc[8]``), or SKIPPED.
+
+    Returns ``(scale, failed)``. IQ3_XXS keeps 7 signs per 8 (parity), skips blocks below
+    1e-8 and searches 31 scales; IQ3_S skips all-zero blocks and searches 19.
+    """
+    weight, waux, xval, L, Laux, on_grid, on_grid_aux, scales, signs = sc
+    levels, codes, kmap, neighbours = tables
+    _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
+    if xxs:
+        _make_parity_even(x, base, weight, xval, signs)
+    vmax = xval[0]
+    for i in range(1, 32):
+        vmax = max(vmax, xval[i])
+    if (vmax < F32(1e-8)) if xxs else (vmax == F32(0.0)):
+        return SKIPPED, False
+    scale, failed = _search_block(xval, weight, waux, vmax, 15 if xxs else 9, xxs, not xxs,
+                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+    if scale < F32(0.0):  # cannot happen in practice; ggml flips the signs
+        scale = -scale
+        for k in range(4):
+            signs[k] = ~signs[k] & (127 if xxs else 255)
+    return scale, failed
+
+
+@njit(**JIT)
+def _quantize_row_xxs(x, qw, out, tables):
+    sc = _scratch()
+    L, scales, signs = sc[3], sc[7], sc[8]
+    kmap = tables[2]
     words = np.zeros(8, dtype=np.int64)
     failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * XXS_BYTES
         out[o:o + XXS_BYTES] = 0
-        words[:] = 0
-        sigma2 = _sigma2(x, ibl * QK_K)
+        sigma2 = F32(2.0) * sum_squares(x, ibl * QK_K, QK_K) / F32(QK_K)
         max_scale = F32(0.0)
         for ib in range(8):
-            base = ibl * QK_K + 32 * ib
-            _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
-            _make_parity_even(x, base, weight, xval, signs)
-            vmax = xval[0]
-            for i in range(1, 32):
-                vmax = max(vmax, xval[i])
-            scales[ib] = F32(0.0)
-            if vmax < F32(1e-8):
-                continue
-            scale, bad = _search_block(xval, weight, waux, vmax, 15, True, False,
-                                       L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+            scale, bad = _block(x, ibl * QK_K + 32 * ib, qw, sigma2, True, sc, tables)
             failed |= bad
-            if scale < F32(0.0):  # cannot happen in practice; ggml flips the signs
-                scale = -scale
-                for k in range(4):
-                    signs[k] = ~signs[k] & 127
+            scales[ib] = F32(0.0)
+            words[ib] = 0
+            if scale == SKIPPED:
+                continue
+            scales[ib] = scale
             for k in range(8):
                 out[o + 2 + 8 * ib + k] = np.uint8(_grid_index(L, k, kmap))
             words[ib] = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21)
-            scales[ib] = scale
             max_scale = max(max_scale, scale)
         if max_scale == F32(0.0):
             out[o:o + XXS_BYTES] = 0
@@ -228,42 +239,26 @@ def _quantize_row_xxs(x, qw, out, levels, codes, kmap, neighbours):
 
 
 @njit(**JIT)
-def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
-    weight = np.empty(32, dtype=np.float32)
-    waux = np.empty(32, dtype=np.float32)
-    xval = np.empty(32, dtype=np.float32)
-    L = np.zeros(32, dtype=np.int64)
-    Laux = np.zeros(32, dtype=np.int64)
-    on_grid = np.zeros(8, dtype=np.bool_)
-    on_grid_aux = np.zeros(8, dtype=np.bool_)
-    scales = np.zeros(8, dtype=np.float32)
-    signs = np.zeros(4, dtype=np.int64)
+def _quantize_row_s(x, qw, out, tables):
+    sc = _scratch()
+    L, scales, signs = sc[3], sc[7], sc[8]
+    kmap = tables[2]
     failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * S_BYTES
         out[o:o + S_BYTES] = 0
         qs = o + 2
         signs_at = o + 74
-        sigma2 = _sigma2(x, ibl * QK_K)
+        sigma2 = F32(2.0) * sum_squares(x, ibl * QK_K, QK_K) / F32(QK_K)
         max_scale = F32(0.0)
         for ib in range(8):
-            base = ibl * QK_K + 32 * ib
-            _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
-            vmax = xval[0]
-            for i in range(1, 32):
-                vmax = max(vmax, xval[i])
+            scale, bad = _block(x, ibl * QK_K + 32 * ib, qw, sigma2, False, sc, tables)
+            failed |= bad
             scales[ib] = F32(0.0)
-            if vmax == F32(0.0):
+            if scale == SKIPPED:
                 # ggml skips this block without advancing its qs/signs pointers: later blocks
                 # of the superblock are written 8/4 bytes early (qh and scales are indexed).
                 continue
-            scale, bad = _search_block(xval, weight, waux, vmax, 9, False, True,
-                                       L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
-            failed |= bad
-            if scale < F32(0.0):
-                scale = -scale
-                for k in range(4):
-                    signs[k] = ~signs[k] & 255
             for k in range(8):
                 g = _grid_index(L, k, kmap)
                 out[qs + k] = np.uint8(g & 255)
@@ -285,45 +280,27 @@ def _quantize_row_s(x, qw, out, levels, codes, kmap, neighbours):
 
 
 @njit(**JIT_PARALLEL)
-def _quantize_iq3_xxs(x, qw, levels, codes, kmap, neighbours):
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * XXS_BYTES), dtype=np.uint8)
-    failed = np.zeros(x.shape[0], dtype=np.bool_)
-    for r in prange(x.shape[0]):
-        failed[r] = _quantize_row_xxs(x[r], qw, out[r], levels, codes, kmap, neighbours)
-    return out, failed
+def _quantize_iq3_xxs(x, qw, tables):
+    return quantize_rows_with(x, qw, _quantize_row_xxs, QK_K, XXS_BYTES, tables)
 
 
 @njit(**JIT_PARALLEL)
-def _quantize_iq3_s(x, qw, levels, codes, kmap, neighbours):
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * S_BYTES), dtype=np.uint8)
-    failed = np.zeros(x.shape[0], dtype=np.bool_)
-    for r in prange(x.shape[0]):
-        failed[r] = _quantize_row_s(x[r], qw, out[r], levels, codes, kmap, neighbours)
-    return out, failed
-
-
-def _checked(type_name: str, out: np.ndarray, failed: np.ndarray) -> np.ndarray:
-    if failed.any():
-        row = int(np.argmax(failed))
-        raise QuantError(
-            f"{type_name}: row {row} has weights too large for the grid search "
-            "(the weighted distances overflow float32; ggml aborts on this input)"
-        )
-    return out
+def _quantize_iq3_s(x, qw, tables):
+    return quantize_rows_with(x, qw, _quantize_row_s, QK_K, S_BYTES, tables)
 
 
 @quantizer("IQ3_XXS")
 def quantize_iq3_xxs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ3_XXS rows, bytes of ggml's quantize_iq3_xxs (imatrix optional)."""
     t = iq3_tables(256)
-    return _checked("IQ3_XXS", *_quantize_iq3_xxs(x, qw, t.levels, t.codes, t.kmap, t.neighbours))
+    return checked_rows("IQ3_XXS", *_quantize_iq3_xxs(x, qw, (t.levels, t.codes, t.kmap, t.neighbours)))
 
 
 @quantizer("IQ3_S")
 def quantize_iq3_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ3_S rows, bytes of ggml's quantize_iq3_s (imatrix optional)."""
     t = iq3_tables(512)
-    return _checked("IQ3_S", *_quantize_iq3_s(x, qw, t.levels, t.codes, t.kmap, t.neighbours))
+    return checked_rows("IQ3_S", *_quantize_iq3_s(x, qw, (t.levels, t.codes, t.kmap, t.neighbours)))
 
 
 def _sign_parity_table() -> np.ndarray:
@@ -336,52 +313,58 @@ def _sign_parity_table() -> np.ndarray:
 KSIGNS = _sign_parity_table()
 
 
-@njit(**JIT_PARALLEL)
-def _dequantize_iq3_xxs(q, n_per_row, values, ksigns):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for ibl in range(n_per_row // QK_K):
-            o = ibl * XXS_BYTES
-            d = load_fp16(q[r], o)
-            for ib in range(8):
-                word = load_u32(q[r], o + 66 + 4 * ib)
-                db = d * (F32(0.5) + F32(word >> 28)) * F32(0.5)
-                for l in range(4):
-                    signs = ksigns[(word >> (7 * l)) & 127]
-                    for j in range(8):
-                        g = q[r, o + 2 + 8 * ib + 2 * l + j // 4]
-                        v = db * values[g, j % 4]
-                        out[r, ibl * QK_K + 32 * ib + 8 * l + j] = -v if (signs >> j) & 1 else v
-    return out
+@njit(**JIT)
+def _dequantize_row_xxs(q, y, tables):
+    values, ksigns = tables
+    for ibl in range(y.shape[0] // QK_K):
+        o = ibl * XXS_BYTES
+        d = load_fp16(q, o)
+        for ib in range(8):
+            word = load_u32(q, o + 66 + 4 * ib)
+            db = d * (F32(0.5) + F32(word >> 28)) * F32(0.5)
+            for l in range(4):
+                signs = ksigns[(word >> (7 * l)) & 127]
+                for j in range(8):
+                    g = q[o + 2 + 8 * ib + 2 * l + j // 4]
+                    v = db * values[g, j % 4]
+                    y[ibl * QK_K + 32 * ib + 8 * l + j] = -v if (signs >> j) & 1 else v
+
+
+@njit(**JIT)
+def _dequantize_row_s(q, y, tables):
+    values = tables[0]
+    for ibl in range(y.shape[0] // QK_K):
+        o = ibl * S_BYTES
+        d = load_fp16(q, o)
+        for ib in range(8):
+            s = (np.int64(q[o + 106 + ib // 2]) >> (4 * (ib % 2))) & 15
+            db = d * F32(1 + 2 * s)
+            qh = np.int64(q[o + 66 + ib])
+            for k in range(8):
+                g = np.int64(q[o + 2 + 8 * ib + k]) | (((qh >> k) & 1) << 8)
+                signs = np.int64(q[o + 74 + 4 * ib + k // 2]) >> (4 * (k % 2))
+                for i in range(4):
+                    v = db * values[g, i]
+                    y[ibl * QK_K + 32 * ib + 4 * k + i] = -v if (signs >> i) & 1 else v
 
 
 @njit(**JIT_PARALLEL)
-def _dequantize_iq3_s(q, n_per_row, values):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for ibl in range(n_per_row // QK_K):
-            o = ibl * S_BYTES
-            d = load_fp16(q[r], o)
-            for ib in range(8):
-                s = (np.int64(q[r, o + 106 + ib // 2]) >> (4 * (ib % 2))) & 15
-                db = d * F32(1 + 2 * s)
-                qh = np.int64(q[r, o + 66 + ib])
-                for k in range(8):
-                    g = np.int64(q[r, o + 2 + 8 * ib + k]) | (((qh >> k) & 1) << 8)
-                    signs = np.int64(q[r, o + 74 + 4 * ib + k // 2]) >> (4 * (k % 2))
-                    for i in range(4):
-                        v = db * values[g, i]
-                        out[r, ibl * QK_K + 32 * ib + 4 * k + i] = -v if (signs >> i) & 1 else v
-    return out
+def _dequantize_iq3_xxs(q, n_per_row, tables):
+    return dequantize_rows_with(q, n_per_row, _dequantize_row_xxs, tables)
+
+
+@njit(**JIT_PARALLEL)
+def _dequantize_iq3_s(q, n_per_row, tables):
+    return dequantize_rows_with(q, n_per_row, _dequantize_row_s, tables)
 
 
 @dequantizer("IQ3_XXS")
 def dequantize_iq3_xxs(q: np.ndarray, n_per_row: int) -> np.ndarray:
     """Decode IQ3_XXS rows like gguf-py: d*(0.5+s)*0.5 * grid * sign."""
-    return _dequantize_iq3_xxs(q, n_per_row, iq3_tables(256).values, KSIGNS)
+    return _dequantize_iq3_xxs(q, n_per_row, (iq3_tables(256).values, KSIGNS))
 
 
 @dequantizer("IQ3_S")
 def dequantize_iq3_s(q: np.ndarray, n_per_row: int) -> np.ndarray:
     """Decode IQ3_S rows like gguf-py: d*(1+2s) * grid * sign."""
-    return _dequantize_iq3_s(q, n_per_row, iq3_tables(512).values)
+    return _dequantize_iq3_s(q, n_per_row, (iq3_tables(512).values,))
