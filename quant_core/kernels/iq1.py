@@ -12,12 +12,13 @@ as array arguments; the registered entry points are thin Python wrappers that fe
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import (
     F32, JIT, JIT_PARALLEL, fp16_bits_to_fp32, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
 )
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_grid, iq1_tables
+from ._rows import dequantize_rows_with, quantize_rows_with
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -215,73 +216,77 @@ def _iq1s_row(x, qw, out, tables):
                 qh[ib] |= lvl << 12
         for ib in range(8):
             store_u16(out, o + 34 + 2 * ib, qh[ib])
+    return False  # never fails (the driver's flag)
 
 
 @njit(**JIT_PARALLEL)
 def _quantize_iq1_s(x, qw, tables):
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * IQ1S_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _iq1s_row(x[r], qw, out[r], tables)
-    return out
+    return quantize_rows_with(x, qw, _iq1s_row, QK_K, IQ1S_BYTES, tables)
 
 
 @quantizer("IQ1_S")
 def quantize_iq1_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ1_S rows, byte-identical to ggml's quantize_iq1_s (the imatrix is required upstream)."""
-    return _quantize_iq1_s(x, qw, iq1_tables())
+    return _quantize_iq1_s(x, qw, iq1_tables())[0]
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def _dequant_group(grid, g, dl, delta, y, yo):
     for j in range(8):
         y[yo + j] = dl * (F32(grid[g, j] - 1) + delta)
 
 
-@njit(**JIT_PARALLEL)
-def _dequantize_iq1_s(q, n_per_row, grid):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for ibl in range(n_per_row // QK_K):
-            o = ibl * IQ1S_BYTES
-            d = load_fp16(q[r], o)
-            for ib in range(8):
-                qh = load_u16(q[r], o + 34 + 2 * ib)
-                dl = d * F32(2 * ((qh >> 12) & 7) + 1)
-                delta = -LEVELS[0, 1] if qh & 0x8000 else LEVELS[0, 1]
-                for k in range(4):
-                    g = np.int64(q[r, o + 2 + 4 * ib + k]) | (((qh >> (3 * k)) & 7) << 8)
-                    _dequant_group(grid, g, dl, delta, out[r], ibl * QK_K + 32 * ib + 8 * k)
-    return out
+@njit(**JIT)
+def _dequantize_row_s(q, y, tables):
+    grid = tables[0]
+    for ibl in range(y.shape[0] // QK_K):
+        o = ibl * IQ1S_BYTES
+        d = load_fp16(q, o)
+        for ib in range(8):
+            qh = load_u16(q, o + 34 + 2 * ib)
+            dl = d * F32(2 * ((qh >> 12) & 7) + 1)
+            delta = -LEVELS[0, 1] if qh & 0x8000 else LEVELS[0, 1]
+            for k in range(4):
+                g = np.int64(q[o + 2 + 4 * ib + k]) | (((qh >> (3 * k)) & 7) << 8)
+                _dequant_group(grid, g, dl, delta, y, ibl * QK_K + 32 * ib + 8 * k)
+
+
+@njit(**JIT)
+def _dequantize_row_m(q, y, tables):
+    grid = tables[0]
+    for ibl in range(y.shape[0] // QK_K):
+        o = ibl * IQ1M_BYTES
+        sc0, sc1 = load_u16(q, o + 48), load_u16(q, o + 50)
+        sc2, sc3 = load_u16(q, o + 52), load_u16(q, o + 54)
+        bits = (sc0 >> 12) | ((sc1 >> 8) & 0x00F0) | ((sc2 >> 4) & 0x0F00) | (sc3 & 0xF000)
+        d = fp16_bits_to_fp32(bits)
+        for ib in range(16):
+            sc = load_u16(q, o + 48 + 2 * (ib // 4))
+            dl = d * F32(2 * ((sc >> (3 * (ib % 4))) & 7) + 1)
+            for k in range(2):
+                h = np.int64(q[o + 32 + ib]) >> (4 * k)
+                delta = -LEVELS[0, 1] if h & 8 else LEVELS[0, 1]
+                g = np.int64(q[o + 2 * ib + k]) | ((h & 7) << 8)
+                _dequant_group(grid, g, dl, delta, y, ibl * QK_K + 16 * ib + 8 * k)
 
 
 @njit(**JIT_PARALLEL)
-def _dequantize_iq1_m(q, n_per_row, grid):
-    out = np.empty((q.shape[0], n_per_row), dtype=np.float32)
-    for r in prange(q.shape[0]):
-        for ibl in range(n_per_row // QK_K):
-            o = ibl * IQ1M_BYTES
-            sc0, sc1 = load_u16(q[r], o + 48), load_u16(q[r], o + 50)
-            sc2, sc3 = load_u16(q[r], o + 52), load_u16(q[r], o + 54)
-            bits = (sc0 >> 12) | ((sc1 >> 8) & 0x00F0) | ((sc2 >> 4) & 0x0F00) | (sc3 & 0xF000)
-            d = fp16_bits_to_fp32(bits)
-            for ib in range(16):
-                sc = load_u16(q[r], o + 48 + 2 * (ib // 4))
-                dl = d * F32(2 * ((sc >> (3 * (ib % 4))) & 7) + 1)
-                for k in range(2):
-                    h = np.int64(q[r, o + 32 + ib]) >> (4 * k)
-                    delta = -LEVELS[0, 1] if h & 8 else LEVELS[0, 1]
-                    g = np.int64(q[r, o + 2 * ib + k]) | ((h & 7) << 8)
-                    _dequant_group(grid, g, dl, delta, out[r], ibl * QK_K + 16 * ib + 8 * k)
-    return out
+def _dequantize_iq1_s(q, n_per_row, tables):
+    return dequantize_rows_with(q, n_per_row, _dequantize_row_s, tables)
+
+
+@njit(**JIT_PARALLEL)
+def _dequantize_iq1_m(q, n_per_row, tables):
+    return dequantize_rows_with(q, n_per_row, _dequantize_row_m, tables)
 
 
 @dequantizer("IQ1_S")
 def dequantize_iq1_s(q: np.ndarray, n_per_row: int) -> np.ndarray:
     """IQ1_S rows to float32, bit-identical to gguf-py: d*(2s+1)*(grid + delta)."""
-    return _dequantize_iq1_s(q, n_per_row, iq1_grid())
+    return _dequantize_iq1_s(q, n_per_row, (iq1_grid(),))
 
 
 @dequantizer("IQ1_M")
 def dequantize_iq1_m(q: np.ndarray, n_per_row: int) -> np.ndarray:
     """IQ1_M rows to float32, bit-identical to gguf-py (super-scale from the scale nibbles)."""
-    return _dequantize_iq1_m(q, n_per_row, iq1_grid())
+    return _dequantize_iq1_m(q, n_per_row, (iq1_grid(),))

@@ -10,12 +10,13 @@ Shared pieces (sorting, weights, grid look-up) are in :mod:`.iq1` and :mod:`._iq
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, fp32_to_fp16_bits, nearest_int, store_u16
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_tables
 from ._simd import first_better
 from .iq1 import IQ1M_BYTES, QK_K, abs_max, assign_levels, block_weights, stable_order, superblock_sigma2
+from ._rows import quantize_rows_with
 from .registry import quantizer
 
 EPS_IQ1_M = F32(1e-7)
@@ -219,17 +220,15 @@ def _row(x, qw, out, tables):
             wb = weight[16 * ib:16 * ib + 16]
             scales[ib], shifts[ib] = _block(x, base + 16 * ib, wb, scratch, L, idx, tables, out, o, ib)
         _super_scale(x, base, weight, scales, shifts, tables[0], out, o)
+    return False  # never fails (the driver's flag)
 
 
 @njit(**JIT_PARALLEL)
 def _quantize_iq1_m(x, qw, tables):
-    out = np.empty((x.shape[0], x.shape[1] // QK_K * IQ1M_BYTES), dtype=np.uint8)
-    for r in prange(x.shape[0]):
-        _row(x[r], qw, out[r], tables)
-    return out
+    return quantize_rows_with(x, qw, _row, QK_K, IQ1M_BYTES, tables)
 
 
 @quantizer("IQ1_M")
 def quantize_iq1_m(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ1_M rows, byte-identical to ggml's quantize_iq1_m (imatrix weights, or x^2 without)."""
-    return _quantize_iq1_m(x, qw, iq1_tables())
+    return _quantize_iq1_m(x, qw, iq1_tables())[0]

@@ -17,13 +17,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..errors import QuantError
 from ._common import (
     F32, JIT, JIT_PARALLEL, load_fp16, load_u16, load_u32, store_fp16, store_u16, store_u32,
 )
 from ._iq2_grids import iq2_tables, iq2_values
 from ._iq2_search import grid_index, prepare, requantize, scratch, search, sigma2_of, sub_scale
 from ._kq_affine import make_qp_quants
+from ._rows import checked_rows, quantize_rows_with
 from .registry import dequantizer, quantizer
 
 QK_K = 256
@@ -155,48 +155,52 @@ def _xs_or_s_row(x, qw, out, tabs, is_s):
     return buf[8][0] != 0
 
 
+@njit(**JIT)
+def _xs_row(x, qw, out, tabs):
+    return _xs_or_s_row(x, qw, out, tabs, False)
+
+
+@njit(**JIT)
+def _s_row(x, qw, out, tabs):
+    return _xs_or_s_row(x, qw, out, tabs, True)
+
+
 @njit(**JIT_PARALLEL)
-def _quantize_rows(x, qw, tabs, kind):
-    """Row driver: kind 0 = IQ2_XXS, 1 = IQ2_XS, 2 = IQ2_S; returns (bytes, row failed)."""
-    nb = x.shape[1] // QK_K
-    row_bytes = nb * (XXS_BYTES if kind == 0 else XS_BYTES if kind == 1 else S_BYTES)
-    out = np.empty((x.shape[0], row_bytes), dtype=np.uint8)
-    failed = np.zeros(x.shape[0], dtype=np.bool_)
-    for r in prange(x.shape[0]):
-        if kind == 0:
-            failed[r] = _xxs_row(x[r], qw, out[r], tabs)
-        else:
-            failed[r] = _xs_or_s_row(x[r], qw, out[r], tabs, kind == 2)
-    return out, failed
+def _quantize_iq2_xxs(x, qw, tabs):
+    return quantize_rows_with(x, qw, _xxs_row, QK_K, XXS_BYTES, tabs)
 
 
-def _quantize(type_name: str, kind: int, x: np.ndarray, qw: np.ndarray) -> np.ndarray:
+@njit(**JIT_PARALLEL)
+def _quantize_iq2_xs(x, qw, tabs):
+    return quantize_rows_with(x, qw, _xs_row, QK_K, XS_BYTES, tabs)
+
+
+@njit(**JIT_PARALLEL)
+def _quantize_iq2_s(x, qw, tabs):
+    return quantize_rows_with(x, qw, _s_row, QK_K, S_BYTES, tabs)
+
+
+def _tables(type_name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     t = iq2_tables(type_name)
-    out, failed = _quantize_rows(x, qw, (t.slots, t.codes, t.kmap, t.neighbours), kind)
-    if failed.any():
-        raise QuantError(
-            f"{type_name}: row {int(np.argmax(failed))} has weights too large for the grid search "
-            "(the weighted distances overflow float32; ggml aborts on this input)"
-        )
-    return out
+    return t.slots, t.codes, t.kmap, t.neighbours
 
 
 @quantizer("IQ2_XXS")
 def quantize_iq2_xxs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_XXS rows (66 bytes per 256 values); ``qw`` must be an imatrix (the wrapper checks)."""
-    return _quantize("IQ2_XXS", 0, x, qw)
+    return checked_rows("IQ2_XXS", *_quantize_iq2_xxs(x, qw, _tables("IQ2_XXS")))
 
 
 @quantizer("IQ2_XS")
 def quantize_iq2_xs(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_XS rows (74 bytes per 256 values); ``qw`` must be an imatrix (the wrapper checks)."""
-    return _quantize("IQ2_XS", 1, x, qw)
+    return checked_rows("IQ2_XS", *_quantize_iq2_xs(x, qw, _tables("IQ2_XS")))
 
 
 @quantizer("IQ2_S")
 def quantize_iq2_s(x: np.ndarray, qw: np.ndarray) -> np.ndarray:
     """IQ2_S rows (82 bytes per 256 values), with or without an imatrix (``qw`` of length 0)."""
-    return _quantize("IQ2_S", 2, x, qw)
+    return checked_rows("IQ2_S", *_quantize_iq2_s(x, qw, _tables("IQ2_S")))
 
 
 @njit(inline="always", **JIT)
