@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, nearest_int
+from ._common import F32, JIT, nearest_int, sum_squares
 
 QK_K = 256
 FLT_MAX = F32(3.4028234663852886e38)
@@ -35,9 +35,7 @@ def scratch(n):
 @njit(**JIT)
 def sigma2_of(x, base, twice):
     """Σx²/256 (IQ2_XXS/XS) or 2·Σx²/256 (IQ2_S) over the super-block, sequential as in C."""
-    s = F32(0.0)
-    for j in range(base, base + QK_K):
-        s += x[j] * x[j]
+    s = sum_squares(x, base, QK_K)
     if twice:
         s = F32(2.0) * s
     return s / F32(QK_K)

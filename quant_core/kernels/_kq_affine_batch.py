@@ -210,3 +210,16 @@ def fit_groups_imatrix(x, x0, qw, sigma2, nmax, s):
             s.wt[i, g] = w
             s.sw[g] += w
     fit_groups(s, nmax, F32(-0.9), F32(0.05), 36, False, True)
+
+
+@njit(inline="always", **JIT_NP)
+def scale_min_maxima(s):
+    """Largest group scale and largest group min (from 0, as ggml's _ref loops)."""
+    max_scale = F32(0.0)
+    max_min = F32(0.0)
+    for g in range(s.scales.shape[0]):
+        if s.scales[g] > max_scale:
+            max_scale = s.scales[g]
+        if s.mins[g] > max_min:
+            max_min = s.mins[g]
+    return max_scale, max_min

@@ -66,56 +66,71 @@ def _splat(vt: ir.VectorType, value: int) -> ir.Constant:
     return ir.Constant(vt, [value] * vt.count)
 
 
-@intrinsic
-def first_absmax(typingctx, arr, start, n):
+def _block_reduction(reduce_block):
+    """Intrinsic ``f(arr, start, n) -> (float32, float32)`` from ``reduce_block(builder, ptr, vec)``.
+
+    ``vec`` is the block ``arr[start:start+n]`` as an <n x float> vector and ``ptr`` points at its
+    first element; ``reduce_block`` returns the two float32 results.
+    """
+    def typer(typingctx, arr, start, n):
+        if not _accepts(arr, start, n):
+            return None
+        sig = types.UniTuple(types.float32, 2)(arr, start, n)
+
+        def codegen(context, builder, sig, args):
+            _, ptr, vec = _load_block(context, builder, sig, args)
+            return context.make_tuple(builder, sig.return_type, reduce_block(builder, ptr, vec))
+
+        return sig, codegen
+
+    typer.__name__ = typer.__qualname__ = reduce_block.__name__
+    typer.__doc__ = reduce_block.__doc__
+    return intrinsic(typer)
+
+
+@_block_reduction
+def first_absmax(builder, ptr, vec):
     """``(amax, v)``: the largest |x| of ``arr[start:start+n]`` and the first x of that magnitude.
 
     As ggml's ``if (amax < fabsf(v)) { amax = fabsf(v); max = v; }`` from 0: ``(0, +0.0)`` for
     a block of zeros.
     """
-    if not _accepts(arr, start, n):
-        return None
-    sig = types.UniTuple(types.float32, 2)(arr, start, n)
-
-    def codegen(context, builder, sig, args):
-        n, ptr, vec = _load_block(context, builder, sig, args)
-        vt = ir.VectorType(_I32, n)
-        magnitudes = builder.and_(builder.bitcast(vec, vt), _splat(vt, _LOW31))
-        top = _call(builder, f"llvm.vector.reduce.umax.v{n}i32", _I32, [magnitudes])
-        amax = builder.bitcast(top, _F32)
-        first = _first_equal(builder, ptr, builder.bitcast(magnitudes, vec.type), amax)
-        is_zero = builder.icmp_unsigned("==", top, ir.Constant(_I32, 0))
-        value = builder.select(is_zero, ir.Constant(_F32, 0.0), first)
-        return context.make_tuple(builder, sig.return_type, [amax, value])
-
-    return sig, codegen
+    vt = ir.VectorType(_I32, vec.type.count)
+    magnitudes = builder.and_(builder.bitcast(vec, vt), _splat(vt, _LOW31))
+    top = _call(builder, f"llvm.vector.reduce.umax.v{vt.count}i32", _I32, [magnitudes])
+    amax = builder.bitcast(top, _F32)
+    first = _first_equal(builder, ptr, builder.bitcast(magnitudes, vec.type), amax)
+    is_zero = builder.icmp_unsigned("==", top, ir.Constant(_I32, 0))
+    return [amax, builder.select(is_zero, ir.Constant(_F32, 0.0), first)]
 
 
-@intrinsic
-def first_min_max(typingctx, arr, start, n):
+def _float_order(builder, bits):
+    """Signed-integer image of the float order: negatives get their magnitude bits flipped.
+
+    An involution, so the same function maps a reduced key back to the float's bits.
+    """
+    vt = bits.type
+    if isinstance(vt, ir.VectorType):
+        sign, low = _splat(vt, 31), _splat(vt, _LOW31)
+    else:
+        sign, low = ir.Constant(vt, 31), ir.Constant(vt, _LOW31)
+    return builder.xor(bits, builder.and_(builder.ashr(bits, sign), low))
+
+
+@_block_reduction
+def first_min_max(builder, ptr, vec):
     """``(min, max)`` of ``arr[start:start+n]``, each the first element of that value.
 
     As ggml's ``if (v < min) min = v; if (v > max) max = v;`` from +/-FLT_MAX: only the sign
     of a zero can tell equal values apart, and the first one wins.
     """
-    if not _accepts(arr, start, n):
-        return None
-    sig = types.UniTuple(types.float32, 2)(arr, start, n)
-
-    def codegen(context, builder, sig, args):
-        n, ptr, vec = _load_block(context, builder, sig, args)
-        vt = ir.VectorType(_I32, n)
-        bits = builder.bitcast(vec, vt)
-        # float order as signed integers: flip the magnitude bits of negatives (an involution)
-        keys = builder.xor(bits, builder.and_(builder.ashr(bits, _splat(vt, 31)), _splat(vt, _LOW31)))
-        result = []
-        for op in ("smin", "smax"):
-            k = _call(builder, f"llvm.vector.reduce.{op}.v{n}i32", _I32, [keys])
-            k = builder.xor(k, builder.and_(builder.ashr(k, ir.Constant(_I32, 31)), ir.Constant(_I32, _LOW31)))
-            result.append(_first_equal(builder, ptr, vec, builder.bitcast(k, _F32)))
-        return context.make_tuple(builder, sig.return_type, result)
-
-    return sig, codegen
+    vt = ir.VectorType(_I32, vec.type.count)
+    keys = _float_order(builder, builder.bitcast(vec, vt))
+    result = []
+    for op in ("smin", "smax"):
+        key = _call(builder, f"llvm.vector.reduce.{op}.v{vt.count}i32", _I32, [keys])
+        result.append(_first_equal(builder, ptr, vec, builder.bitcast(_float_order(builder, key), _F32)))
+    return result
 
 
 def _accepts_pair(sumqx, sumq2, start, n):

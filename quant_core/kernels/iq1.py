@@ -16,6 +16,7 @@ from numba import njit
 
 from ._common import (
     F32, JIT, JIT_PARALLEL, fp16_bits_to_fp32, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
+    sum_squares,
 )
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_grid, iq1_tables
 from ._rows import dequantize_rows_with, quantize_rows_with
@@ -58,10 +59,7 @@ def block_weights(x, qw, xo, n, sigma2, weight, wo):
 @njit(inline="always", **JIT)
 def superblock_sigma2(x, base):
     """2 * sum(x^2) / 256 over the superblock, summed sequentially as in C."""
-    sumx2 = F32(0.0)
-    for i in range(QK_K):
-        sumx2 += x[base + i] * x[base + i]
-    return F32(2.0) * sumx2 / F32(QK_K)
+    return F32(2.0) * sum_squares(x, base, QK_K) / F32(QK_K)
 
 
 @njit(inline="always", **JIT)

@@ -13,6 +13,7 @@ from numba import njit
 
 from ._common import (
     F32, JIT, JIT_PARALLEL, decode_nibbles, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
+    sum_squares,
 )
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
@@ -66,10 +67,7 @@ def _fill_weights(x, base, qw, sigma2, w):
 @njit(**JIT)
 def _sigma2(x, base, n):
     """2·Σx²/n over ``x[base:base+n]`` (sequential sum, then one multiply as in C)."""
-    s = F32(0.0)
-    for j in range(base, base + n):
-        s += x[j] * x[j]
-    return s * (F32(2.0) / F32(n))
+    return sum_squares(x, base, n) * (F32(2.0) / F32(n))
 
 
 @njit(**JIT)

@@ -13,7 +13,8 @@ from numba import njit
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
 from ._kq_codes import requantize_affine
-from ._kq_affine_batch import JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, transpose_groups
+from ._kq_affine_batch import (
+    JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -66,13 +67,7 @@ def _fit_groups_ref(x, base, nmax, rmin, nstep, s):
 @njit(inline="always", **JIT_NP)
 def _scales_ref(s, out, o):
     """_ref stage 2: 6-bit scales/mins relative to their maxima; stores d, dmin, scales."""
-    max_scale = F32(0.0)
-    max_min = F32(0.0)
-    for j in range(8):
-        if s.scales[j] > max_scale:
-            max_scale = s.scales[j]
-        if s.mins[j] > max_min:
-            max_min = s.mins[j]
+    max_scale, max_min = scale_min_maxima(s)
     inv_scale = F32(63.0) / max_scale if max_scale > F32(0.0) else F32(0.0)
     inv_min = F32(63.0) / max_min if max_min > F32(0.0) else F32(0.0)
     for j in range(8):

@@ -14,7 +14,8 @@ from numba import njit
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
 from ._kq_codes import pack_2bit, requantize_affine
-from ._kq_affine_batch import JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, transpose_groups
+from ._kq_affine_batch import (
+    JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -31,13 +32,7 @@ def _stage_ref(x, base, s, out, o):
         for j in range(16):
             s.wt[i, j] = np.abs(s.xt[i, j])
     fit_groups(s, 3, F32(-0.5), F32(0.1), 15, True, False)
-    max_scale = F32(0.0)
-    max_min = F32(0.0)
-    for j in range(16):
-        if s.scales[j] > max_scale:
-            max_scale = s.scales[j]
-        if s.mins[j] > max_min:
-            max_min = s.mins[j]
+    max_scale, max_min = scale_min_maxima(s)
     if max_scale > F32(0.0):
         iscale = F32(15.0) / max_scale
         for j in range(16):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_codes import pack_2bit, requantize_symmetric
 from ._kq_symmetric import JIT_IEEE, Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
 from ._rows import dequantize_rows, quantize_rows
@@ -84,10 +84,7 @@ def _scales_ref(x, base, out, o, L, scales, ls):
 @njit(**JIT_IEEE)
 def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work):
     """quantize_row_q3_K_impl for one block with importance weights."""
-    sumx2 = F32(0.0)
-    for k in range(QK_K):
-        sumx2 += x[base + k] * x[base + k]
-    sigma2 = F32(2.0) * sumx2 / F32(QK_K)
+    sigma2 = F32(2.0) * sum_squares(x, base, QK_K) / F32(QK_K)
     for j in range(16):
         sumw = F32(0.0)
         for l in range(16):

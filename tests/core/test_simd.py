@@ -7,7 +7,7 @@ from numba import njit
 
 from quant_core import quantize
 from quant_core.errors import NonFiniteError
-from quant_core.kernels._simd import first_absmax, first_min_max
+from quant_core.kernels._simd import first_absmax, first_better, first_min_max
 from quant_core.kernels.floats import copy_f32_checked
 
 
@@ -79,6 +79,55 @@ def test_first_min_max_matches_ggml_loop() -> None:
     blocks = _tricky_blocks(32)
     got = _min_max_blocks(blocks.reshape(-1))
     assert _same_bits(got, [_scalar_min_max(b) for b in blocks])
+
+
+@njit(cache=False)
+def _accepted_by_first_better(sumqx, sumq2, n):
+    """Positions ggml's one-by-one scan takes, found 16 candidates at a time."""
+    taken = np.full(n, -1, dtype=np.int64)
+    count = 0
+    best = np.float32(-3.4028234663852886e38)
+    pos = 0
+    while pos < n:
+        j = first_better(sumqx, sumq2, pos, best, 16)
+        if j == 16:
+            pos += 16
+            continue
+        t = pos + j
+        best = (sumqx[t] / sumq2[t]) * sumqx[t]
+        taken[count] = t
+        count += 1
+        pos = t + 1
+    return taken[:count]
+
+
+def _accepted_one_by_one(sumqx: np.ndarray, sumq2: np.ndarray, n: int) -> list[int]:
+    taken = []
+    best = np.float32(-3.4028234663852886e38)
+    with np.errstate(all="ignore"):
+        for t in range(n):
+            if sumq2[t] > 0 and sumqx[t] * sumqx[t] > best * sumq2[t]:
+                best = (sumqx[t] / sumq2[t]) * sumqx[t]
+                taken.append(t)
+    return taken
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_better_scan_matches_one_by_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 200
+    sumqx = rng.normal(size=n + 16).astype(np.float32)
+    sumq2 = rng.normal(size=n + 16).astype(np.float32)
+    sumqx[::7] = sumqx[3]  # exact ties
+    sumq2[::7] = sumq2[3]
+    sumq2[::11] = 0.0
+    sumqx[n - 10] = np.inf  # then nothing beats it
+    sumq2[n:] = 0.0  # padding never passes
+    sumqx *= np.float32(np.linspace(0.5, 2.0, n + 16))  # scores that tend to grow
+    want = _accepted_one_by_one(sumqx, sumq2, n)
+    with np.errstate(all="ignore"):
+        got = _accepted_by_first_better(sumqx, sumq2, n)
+    assert got.tolist() == want
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 5), (7, 4096), (2, 70001), (70, 1000)])
