@@ -237,3 +237,15 @@ def sum_squares(x, start, n):
     for j in range(start, start + n):
         s += x[j] * x[j]
     return s
+
+
+@njit(inline="always", **JIT)
+def element_weights(x, x0, n, qw, sigma2, w):
+    """ggml's per-element weights of ``x[x0:x0+n]`` into ``w[0:n]``.
+
+    ``qw[x0+i] * sqrt(sigma2 + x^2)`` with an importance matrix, ``x^2`` without one (``qw``
+    of length 0).
+    """
+    for i in range(n):
+        v = x[x0 + i]
+        w[i] = qw[x0 + i] * np.sqrt(sigma2 + v * v) if qw.shape[0] > 0 else v * v

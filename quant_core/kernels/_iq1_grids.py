@@ -232,3 +232,18 @@ def grid_index(L, lo, tables, x, xo, weight, scale, lv, err):
     if gi >= 0:
         return gi, True
     return best_neighbour(neigh, ncodes, -gi - 1, grid, x, xo + lo, weight, lo, scale, lv, err), False
+
+
+@njit(inline="always", **JIT)
+def group_sums(grid, g, lv, mult, x, xo, weight, wo, sumqx, sumq2):
+    """The running sums w*q*x and w*q*q plus one 8-group at grid point ``g``.
+
+    ``q = lv[code] * mult`` (ggml's value of the code), ``x[xo:]`` and ``weight[wo:]`` the
+    group's values; the terms are added in element order as in ggml.
+    """
+    for j in range(8):
+        w = weight[wo + j]
+        q = lv[grid[g, j]] * mult
+        sumqx += w * q * x[xo + j]
+        sumq2 += w * q * q
+    return sumqx, sumq2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, store_fp16, store_u32, sum_squares
+from ._common import F32, JIT, element_weights, store_fp16, store_u32, sum_squares
 from ._kq_affine import JIT_NP
 from ._kq_affine_batch import fit_groups_imatrix, new_scratch
 from ._kq_symmetric import make_qx_quants, qx_work
@@ -23,14 +23,6 @@ BATCH = 8  # blocks searched side by side by the imatrix Q4_1 / Q5_1 path
 def row_sigma2(x):
     """sum(x^2) / n over the whole row, summed sequentially in float32."""
     return sum_squares(x, 0, x.shape[0]) / F32(x.shape[0])
-
-
-@njit(**JIT)
-def block_weights(x, qw, base, sigma2, w):
-    """w[j] = qw[base+j] * sqrt(sigma2 + x[base+j]^2) for one 32-block."""
-    for j in range(QK):
-        v = x[base + j]
-        w[j] = qw[base + j] * np.sqrt(sigma2 + v * v)
 
 
 @njit(inline="always", **JIT)
@@ -64,7 +56,7 @@ def imat_row_symmetric(x, qw, out, five_bits):
     block = 22 if five_bits else 18
     for b in range(x.shape[0] // QK):
         base = b * QK
-        block_weights(x, qw, base, sigma2, w)
+        element_weights(x, base, QK, qw, sigma2, w)
         d = make_qx_quants(QK, 16 if five_bits else 8, x, base, L, 0, 1, w, 0, work)
         store_fp16(out, b * block, d)
         pack_block(L, out, b * block + 2, five_bits)

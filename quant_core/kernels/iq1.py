@@ -15,10 +15,10 @@ import numpy as np
 from numba import njit
 
 from ._common import (
-    F32, JIT, JIT_PARALLEL, fp16_bits_to_fp32, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
-    sum_squares,
+    F32, JIT, JIT_PARALLEL, element_weights, fp16_bits_to_fp32, load_fp16, load_u16, nearest_int, store_fp16,
+    store_u16, sum_squares,
 )
-from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_grid, iq1_tables
+from ._iq1_grids import FLT_MAX, LEVELS, grid_index, group_sums, iq1_grid, iq1_tables
 from ._rows import dequantize_rows_with, quantize_rows_with
 from .registry import dequantizer, quantizer
 
@@ -43,17 +43,6 @@ def stable_order(x, start, n, idx):
             u = x[start + j]
             rank += (u < v) | ((u == v) & (j < i))
         idx[rank] = i
-
-
-@njit(inline="always", **JIT)
-def block_weights(x, qw, xo, n, sigma2, weight, wo):
-    """ggml's per-element weights: qw * sqrt(sigma2 + x^2), or x^2 without an imatrix."""
-    for i in range(n):
-        v = x[xo + i]
-        if qw.shape[0] > 0:
-            weight[wo + i] = qw[xo + i] * np.sqrt(sigma2 + v * v)
-        else:
-            weight[wo + i] = v * v
 
 
 @njit(inline="always", **JIT)
@@ -168,11 +157,7 @@ def _iq1s_block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
         sumq2 = F32(0.0)
         for k in range(4):
             g = np.int64(out[o + 2 + 4 * ib + k]) | (((h >> (3 * k)) & 7) << 8)
-            for j in range(8):
-                w = weight[8 * k + j]
-                q = lv[grid[g, j]]
-                sumqx += w * q * x[xo + 8 * k + j]
-                sumq2 += w * q * q
+            sumqx, sumq2 = group_sums(grid, g, lv, F32(1.0), x, xo + 8 * k, weight, 8 * k, sumqx, sumq2)
         if sumqx > 0 and sumq2 > 0:
             scale = sumqx / sumq2
     return h, scale, shift
@@ -200,7 +185,7 @@ def _iq1s_row(x, qw, out, tables):
         max_scale = F32(0.0)
         for ib in range(8):
             xo = base + 32 * ib
-            block_weights(x, qw, xo, 32, sigma2, weight, 0)
+            element_weights(x, xo, 32, qw, sigma2, weight)
             qh[ib], scales[ib], shifts[ib] = _iq1s_block(x, xo, weight, scratch, L, idx, tables, out, o, ib)
             max_scale = max(max_scale, scales[ib])
         if max_scale != 0:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._common import F32, JIT, JIT_PARALLEL, fp32_to_fp16_bits, nearest_int, store_u16
-from ._iq1_grids import FLT_MAX, LEVELS, grid_index, iq1_tables
+from ._common import F32, JIT, JIT_PARALLEL, element_weights, fp32_to_fp16_bits, nearest_int, store_u16
+from ._iq1_grids import FLT_MAX, LEVELS, grid_index, group_sums, iq1_tables
 from ._simd import first_better
-from .iq1 import IQ1M_BYTES, QK_K, abs_max, assign_levels, block_weights, stable_order, superblock_sigma2
+from .iq1 import IQ1M_BYTES, QK_K, abs_max, assign_levels, stable_order, superblock_sigma2
 from ._rows import quantize_rows_with
 from .registry import quantizer
 
@@ -145,11 +145,7 @@ def _block(x, xo, weight, scratch, L, idx, tables, out, o, ib):
         for k in range(2):
             lv = LEVELS[_level_row(shift, k)]
             g = g0 if k == 0 else g1
-            for j in range(8):
-                w = weight[8 * k + j]
-                q = lv[grid[g, j]]
-                sumqx += w * q * x[xo + 8 * k + j]
-                sumq2 += w * q * q
+            sumqx, sumq2 = group_sums(grid, g, lv, F32(1.0), x, xo + 8 * k, weight, 8 * k, sumqx, sumq2)
         if sumqx > 0 and sumq2 > 0:
             scale = sumqx / sumq2
     out[o + 2 * ib] = np.uint8(g0 & 255)
@@ -180,12 +176,8 @@ def _super_scale(x, base, weight, scales, shifts, grid, out, o):
         for k in range(2):
             lv = LEVELS[_level_row(shifts[ib], k)]
             g = np.int64(out[o + 2 * ib + k]) | (((qh >> (4 * k)) & 7) << 8)
-            for j in range(8):
-                e = 16 * ib + 8 * k + j
-                w = weight[e]
-                q = lv[grid[g, j]] * mult
-                sumqx += w * q * x[base + e]
-                sumq2 += w * q * q
+            e = 16 * ib + 8 * k
+            sumqx, sumq2 = group_sums(grid, g, lv, mult, x, base + e, weight, e, sumqx, sumq2)
     if sumq2 > 0:
         d = sumqx / sumq2
     s = np.int64(fp32_to_fp16_bits(d * F32(1.1125)))  # ggml's fudge factor
@@ -215,7 +207,7 @@ def _row(x, qw, out, tables):
         o = ibl * IQ1M_BYTES
         out[o:o + IQ1M_BYTES] = 0
         base = ibl * QK_K
-        block_weights(x, qw, base, QK_K, superblock_sigma2(x, base), weight, 0)
+        element_weights(x, base, QK_K, qw, superblock_sigma2(x, base), weight)
         for ib in range(16):
             wb = weight[16 * ib:16 * ib + 16]
             scales[ib], shifts[ib] = _block(x, base + 16 * ib, wb, scratch, L, idx, tables, out, o, ib)

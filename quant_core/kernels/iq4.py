@@ -12,8 +12,8 @@ import numpy as np
 from numba import njit
 
 from ._common import (
-    F32, JIT, JIT_PARALLEL, decode_nibbles, load_fp16, load_u16, nearest_int, store_fp16, store_u16,
-    sum_squares,
+    F32, JIT, JIT_PARALLEL, decode_nibbles, element_weights, load_fp16, load_u16, nearest_int, store_fp16,
+    store_u16, sum_squares,
 )
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
@@ -49,19 +49,6 @@ def best_index_iq4(x):
     for k in range(1, 16):
         c += np.int32(x2 >= MIDSUM[k])
     return c
-
-
-@njit(**JIT)
-def _fill_weights(x, base, qw, sigma2, w):
-    """Per-element weights of one 32-block: x² without imatrix, else qw·sqrt(σ² + x²)."""
-    if qw.shape[0] == 0:
-        for j in range(QK):
-            v = x[base + j]
-            w[j] = v * v
-    else:
-        for j in range(QK):
-            v = x[base + j]
-            w[j] = qw[base + j] * np.sqrt(sigma2 + v * v)
 
 
 @njit(**JIT)
@@ -150,7 +137,7 @@ def _quantize_row_nl(x, qw, out):
     for b in range(x.shape[0] // QK):
         base = b * QK
         sigma2 = _sigma2(x, base, QK) if qw.shape[0] != 0 else F32(0.0)
-        _fill_weights(x, base, qw, sigma2, w)
+        element_weights(x, base, QK, qw, sigma2, w)
         d = _block_scale(x, base, w, ids, sqx, sq2)
         o = b * NL_BLOCK_BYTES
         store_fp16(out, o, d)
@@ -172,7 +159,7 @@ def _quantize_row_xs(x, qw, out):
         max_scale = F32(0.0)
         for ib in range(QK_K // QK):
             base = sbase + ib * QK
-            _fill_weights(x, base, qw, sigma2, w)
+            element_weights(x, base, QK, qw, sigma2, w)
             s = _block_scale(x, base, w, ids, sqx, sq2)
             scales[ib] = s
             if np.abs(s) > amax_scale:
