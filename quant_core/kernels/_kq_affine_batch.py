@@ -155,21 +155,22 @@ def affine_search_batch(xt, wt, Lt, Laux, nmax, rmin, rdelta, nstep, use_mad, qk
         mins[g] = -st[_VMIN, g]
 
 
-GroupScratch = namedtuple("GroupScratch", "xt wt Lt Laux st scales mins sw Ls Lm L")
+GroupScratch = namedtuple("GroupScratch", "xt wt Lt Laux st scales mins sw Ls Lm L rq")
 """Per-row work arrays of a super-block of G n-groups (see :func:`new_scratch`)."""
 
 
 @njit(**JIT_NP)
 def new_scratch(n, G):
     """Scratch for one row: transposed values/weights/codes (n, G), state, per-group results,
-    the super-block's codes ``L`` (uint8[n*G], group-major as ggml's L)."""
+    the super-block's codes ``L`` (uint8[n*G], group-major as ggml's L) and float32 room
+    ``rq`` for the final requantization (2*G scales, then 2*n*G)."""
     return GroupScratch(
         np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32),
         np.empty((n, G), dtype=np.uint8), np.empty((n, G), dtype=np.uint8),
         np.empty((N_STATE, G), dtype=np.float32),
         np.empty(G, dtype=np.float32), np.empty(G, dtype=np.float32), np.empty(G, dtype=np.float32),
         np.empty(G, dtype=np.uint8), np.empty(G, dtype=np.uint8),
-        np.empty(n * G, dtype=np.uint8),
+        np.empty(n * G, dtype=np.uint8), np.empty(2 * G + 2 * n * G, dtype=np.float32),
     )
 
 

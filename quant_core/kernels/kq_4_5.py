@@ -95,15 +95,16 @@ def _scales_imat(s, clamp63, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _requantize(x, base, nmax, L, out, o):
+def _requantize(x, base, nmax, s, out, o):
     """Recompute the codes of every group whose fp16 d * scale is non-zero."""
     d_all = load_fp16(out, o)
     dmin_all = load_fp16(out, o + 2)
+    d, dm = s.rq[:8], s.rq[8:16]
     for j in range(8):
         sc, m = get_scale_min_k4(j, out, o + 4)
-        d = d_all * F32(sc)
-        if d != F32(0.0):
-            requantize_affine(x, base + 32 * j, 32, d, dmin_all * F32(m), nmax, L, 32 * j)
+        d[j] = d_all * F32(sc)
+        dm[j] = dmin_all * F32(m)
+    requantize_affine(x, base, 32, d, dm, nmax, s.L, s.rq[16:])
 
 
 @njit(inline="always", **JIT)
@@ -145,7 +146,7 @@ def _quantize_row(x, qw, out, five_bits):
             rmin = F32(-0.5) if five_bits else F32(-1.0)
             _fit_groups_ref(x, base, nmax, rmin, 15 if five_bits else 20, s)
             _scales_ref(s, out, o)
-        _requantize(x, base, nmax, s.L, out, o)
+        _requantize(x, base, nmax, s, out, o)
         _store_codes(s.L, five_bits, out, o)
 
 

@@ -64,17 +64,17 @@ def _stage_imat(x, base, qw, s, out, o):
 
 
 @njit(inline="always", **JIT_NP)
-def _requantize_and_store(x, base, L, out, o):
+def _requantize_and_store(x, base, s, out, o):
     """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
     d_all = load_fp16(out, o + D_OFFSET)
     dmin_all = load_fp16(out, o + D_OFFSET + 2)
+    d, dm = s.rq[:16], s.rq[16:32]
     for j in range(16):
         sc = np.int64(out[o + j])
-        d = d_all * F32(sc & 0xF)
-        if d == F32(0.0):
-            continue
-        requantize_affine(x, base + 16 * j, 16, d, dmin_all * F32(sc >> 4), 3, L, 16 * j)
-    pack_2bit(L, out, o + 16)
+        d[j] = d_all * F32(sc & 0xF)
+        dm[j] = dmin_all * F32(sc >> 4)
+    requantize_affine(x, base, 16, d, dm, 3, s.L, s.rq[32:])
+    pack_2bit(s.L, out, o + 16)
 
 
 @njit(**JIT_NP)
@@ -87,7 +87,7 @@ def _quantize_row(x, qw, out):
             _stage_imat(x, base, qw, s, out, o)
         else:
             _stage_ref(x, base, s, out, o)
-        _requantize_and_store(x, base, s.L, out, o)
+        _requantize_and_store(x, base, s, out, o)
 
 
 @quantizer("Q2_K")

@@ -39,15 +39,16 @@ def _store_scales(ls, out, o):
 
 
 @njit(**JIT_IEEE)
-def _requantize_and_pack(x, base, d, ls, L, out, o):
+def _requantize_and_pack(x, base, d, ls, L, out, o, rq):
     """Final codes with the fp16 super-scale, then the hmask / qs split.
 
     Groups whose scale d*(s_j-32) is 0 keep the codes of the first stage, as in ggml.
+    ``rq`` is float32 scratch of 16 + 256 elements.
     """
+    dg = rq[:16]
     for j in range(16):
-        dg = d * F32(ls[j] - 32)
-        if dg != F32(0.0):
-            requantize_symmetric(x, base + 16 * j, 16, dg, 4, L, 16 * j)
+        dg[j] = d * F32(ls[j] - 32)
+    requantize_symmetric(x, base, 16, dg, 4, L, rq[16:])
     # code c = 4*hbit + low2: hbit of element 32*m + l goes to hmask[l] bit m
     for l in range(32):
         h = 0
@@ -58,7 +59,7 @@ def _requantize_and_pack(x, base, d, ls, L, out, o):
 
 
 @njit(**JIT_IEEE)
-def _scales_ref(x, base, out, o, L, scales, ls):
+def _scales_ref(x, base, out, o, L, scales, ls, rq):
     """quantize_row_q3_K_ref after the group searches: 6-bit scales, d, final codes."""
     max_scale = F32(0.0)
     amax = F32(0.0)
@@ -78,11 +79,11 @@ def _scales_ref(x, base, out, o, L, scales, ls):
             ls[j] = 0
         d = store_fp16(out, o + D_OFF, F32(0.0))
     _store_scales(ls, out, o)
-    _requantize_and_pack(x, base, d, ls, L, out, o)
+    _requantize_and_pack(x, base, d, ls, L, out, o, rq)
 
 
 @njit(**JIT_IEEE)
-def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work):
+def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work, rq):
     """quantize_row_q3_K_impl for one block with importance weights."""
     sigma2 = F32(2.0) * sum_squares(x, base, QK_K) / F32(QK_K)
     for j in range(16):
@@ -97,7 +98,7 @@ def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work):
     d_block = make_qx_quants(16, 32, scales, 0, ls, 0, 1, sw, 0, work)
     d = store_fp16(out, o + D_OFF, d_block)
     _store_scales(ls, out, o)
-    _requantize_and_pack(x, base, d, ls, L, out, o)
+    _requantize_and_pack(x, base, d, ls, L, out, o, rq)
 
 
 @njit(**JIT)
@@ -105,6 +106,7 @@ def _quantize_row(x, qw, out):
     L = np.empty(QK_K, dtype=np.int8)
     ls = np.empty(16, dtype=np.int8)
     scales = np.empty(16, dtype=np.float32)
+    rq = np.empty(16 + QK_K, dtype=np.float32)
     nb = x.shape[0] // QK_K
     if qw.shape[0] == 0:
         scratch = q3_scratch()
@@ -116,13 +118,13 @@ def _quantize_row(x, qw, out):
             for k in range(nsb):
                 b = b0 + k
                 _scales_ref(x, b * QK_K, out, b * BLOCK_BYTES, Lb[QK_K * k:QK_K * (k + 1)],
-                            scales_b[16 * k:16 * (k + 1)], ls)
+                            scales_b[16 * k:16 * (k + 1)], ls, rq)
         return
     weight = np.empty(16, dtype=np.float32)
     sw = np.empty(16, dtype=np.float32)
     work = qx_work()
     for b in range(x.shape[0] // QK_K):
-        _block_imatrix(x, b * QK_K, qw, out, b * BLOCK_BYTES, L, scales, ls, weight, sw, work)
+        _block_imatrix(x, b * QK_K, qw, out, b * BLOCK_BYTES, L, scales, ls, weight, sw, work, rq)
 
 
 @quantizer("Q3_K")

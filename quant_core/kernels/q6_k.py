@@ -40,7 +40,7 @@ def _pack(L, out, o):
 
 
 @njit(inline="always", **JIT_IEEE)
-def _quantize_block(x, base, qw, out, o, L, scales, work):
+def _quantize_block(x, base, qw, out, o, L, scales, work, rq):
     use_qw = qw.shape[0] > 0
     max_scale = F32(0.0)
     max_abs = F32(0.0)
@@ -56,12 +56,12 @@ def _quantize_block(x, base, qw, out, o, L, scales, work):
         return
     iscale = F32(-128.0) / max_scale
     d = store_fp16(out, o + D_OFF, F32(1.0) / iscale)
+    dg = rq[:16]
     for ib in range(16):
         sc = min(127, nearest_int(iscale * scales[ib]))
         out[o + SC_OFF + ib] = np.uint8(sc & 0xFF)
-        dg = d * F32(sc)
-        if dg != F32(0.0):  # a scale rounded to 0 keeps make_qx_quants' codes
-            requantize_symmetric(x, base + 16 * ib, 16, dg, 32, L, 16 * ib)
+        dg[ib] = d * F32(sc)
+    requantize_symmetric(x, base, 16, dg, 32, L, rq[16:])  # a scale rounded to 0 keeps its codes
     _pack(L, out, o)
 
 
@@ -70,8 +70,9 @@ def _quantize_row(x, qw, out):
     L = np.empty(QK_K, dtype=np.int8)
     scales = np.empty(16, dtype=np.float32)
     work = qx_work()
+    rq = np.empty(16 + QK_K, dtype=np.float32)
     for b in range(x.shape[0] // QK_K):
-        _quantize_block(x, b * QK_K, qw, out, b * BLOCK_BYTES, L, scales, work)
+        _quantize_block(x, b * QK_K, qw, out, b * BLOCK_BYTES, L, scales, work, rq)
 
 
 @quantizer("Q6_K")
