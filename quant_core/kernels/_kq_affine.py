@@ -18,11 +18,8 @@ from ._common import F32, JIT, nearest_int
 
 GROUP_MAX_EPS = F32(1e-15)
 
-# numpy error model: a float division by zero gives inf/nan as in C instead of raising
-JIT_NP = dict(JIT, error_model="numpy")
 
-
-@njit(**JIT_NP)
+@njit(**JIT)
 def _affine_error(x, w, has_w, L, scale, vmin, use_mad):
     """Sum of w * |scale*L + min - x| (MAD) or w * (scale*L + min - x)^2, in index order."""
     err = F32(0.0)
@@ -34,7 +31,7 @@ def _affine_error(x, w, has_w, L, scale, vmin, use_mad):
     return err
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _affine_search(x, w, has_w, L, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3):
     """Body shared by make_qkx2_quants (qkx3=False) and make_qkx3_quants (qkx3=True)."""
     n = x.shape[0]
@@ -98,7 +95,7 @@ def _affine_search(x, w, has_w, L, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx
     return scale, -vmin
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def make_qkx2_quants(x, w, L, Laux, nmax, rmin, rdelta, nstep, use_mad):
     """ggml's make_qkx2_quants on the group ``x`` (n = len(x)) with weights ``w`` (length n).
 
@@ -110,7 +107,7 @@ def make_qkx2_quants(x, w, L, Laux, nmax, rmin, rdelta, nstep, use_mad):
     return _affine_search(x, w, True, L, Laux, nmax, F32(rmin), F32(rdelta), nstep, use_mad, False)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def make_qkx3_quants(x, w, L, Laux, nmax, rmin, rdelta, nstep, use_mad):
     """ggml's make_qkx3_quants: as :func:`make_qkx2_quants` (same arguments and result).
 
@@ -121,7 +118,7 @@ def make_qkx3_quants(x, w, L, Laux, nmax, rmin, rdelta, nstep, use_mad):
     return _affine_search(x, w, has_w, L, Laux, nmax, F32(rmin), F32(rdelta), nstep, use_mad, True)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _qp_mse(x, w, nmax, iscale, clamp):
     """Weighted squared error of x against (1/iscale)*nearest(iscale*x)."""
     scale = F32(1.0) / iscale
@@ -137,7 +134,7 @@ def _qp_mse(x, w, nmax, iscale, clamp):
     return mse
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def make_qp_quants(x, w, L, nmax):
     """ggml's make_qp_quants: codes ``L`` (uint8[n]) in [0, nmax] for non-negative ``x``.
 

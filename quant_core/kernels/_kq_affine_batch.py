@@ -14,15 +14,14 @@ from collections import namedtuple
 import numpy as np
 from numba import njit
 
-from ._common import F32, nearest_int
-from ._kq_affine import JIT_NP
+from ._common import F32, JIT, nearest_int
 
 # rows of the float32 scratch ``st`` (N_STATE, G)
 _VMIN, _VMAX, _SUMW, _SUMX, _ISCALE, _BEST, _SL, _SL2, _SXL, _TS, _TM, _ERR = range(12)
 N_STATE = 12
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def transpose_groups(x, start, n, G, xt):
     """xt[i, g] = x[start + g*n + i] for the G consecutive n-groups starting at ``start``."""
     for g in range(G):
@@ -30,7 +29,7 @@ def transpose_groups(x, start, n, G, xt):
             xt[i, g] = x[start + g * n + i]
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _codes(v, nmax, fmax, qkx3):
     """Search-step code: qkx2 clamps after rounding, qkx3 clamps v first (0 for v <= 0)."""
     if qkx3:
@@ -41,7 +40,7 @@ def _codes(v, nmax, fmax, qkx3):
     return l if l > 0 else 0
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _error_pass(xt, wt, Lt, st, scale_row, min_row, use_mad):
     """st[_ERR, g] = sum over i of w*|d| (MAD) or w*d^2, d = scale*L + min - x, in index order."""
     n, G = xt.shape
@@ -54,7 +53,7 @@ def _error_pass(xt, wt, Lt, st, scale_row, min_row, use_mad):
             st[_ERR, g] += wt[i, g] * diff
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _init(xt, wt, Lt, nmax, st, scales, use_mad):
     """Range, weight sums, the first guess (codes in Lt, scale in ``scales``) and its error."""
     n, G = xt.shape
@@ -89,7 +88,7 @@ def _init(xt, wt, Lt, nmax, st, scales, use_mad):
         st[_BEST, g] = st[_ERR, g]
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _step(xt, wt, Lt, Laux, nmax, num, st, scales, use_mad, qkx3):
     """One search step with iscale = num/(max - min) for every group; accept improvements."""
     n, G = xt.shape
@@ -132,7 +131,7 @@ def _step(xt, wt, Lt, Laux, nmax, num, st, scales, use_mad, qkx3):
             st[_VMIN, g] = st[_TM, g]
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def affine_search_batch(xt, wt, Lt, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3,
                         scales, mins, st):
     """make_qkx2_quants (qkx3=False) or make_qkx3_quants (qkx3=True) on the G columns of xt.
@@ -159,7 +158,7 @@ GroupScratch = namedtuple("GroupScratch", "xt wt Lt Laux st scales mins sw Ls Lm
 """Per-row work arrays of a super-block of G n-groups (see :func:`new_scratch`)."""
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def new_scratch(n, G):
     """Scratch for one row: transposed values/weights/codes (n, G), state, per-group results,
     the super-block's codes ``L`` (uint8[n*G], group-major as ggml's L) and float32 room
@@ -174,7 +173,7 @@ def new_scratch(n, G):
     )
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def untranspose_codes(s):
     """Copy the batch codes ``s.Lt[i, g]`` to ``s.L[g*n + i]``."""
     n, G = s.Lt.shape
@@ -183,7 +182,7 @@ def untranspose_codes(s):
             s.L[g * n + i] = s.Lt[i, g]
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def fit_groups(s, nmax, rmin, rdelta, nstep, use_mad, qkx3):
     """:func:`affine_search_batch` on the scratch's groups ``s.xt`` with weights ``s.wt``.
 
@@ -194,7 +193,7 @@ def fit_groups(s, nmax, rmin, rdelta, nstep, use_mad, qkx3):
     untranspose_codes(s)
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def fit_groups_imatrix(x, x0, qw, sigma2, nmax, s):
     """make_qkx3_quants(n, nmax, w, -0.9, 0.05, 36) on the G n-groups from ``x[x0]``.
 
@@ -213,7 +212,7 @@ def fit_groups_imatrix(x, x0, qw, sigma2, nmax, s):
     fit_groups(s, nmax, F32(-0.9), F32(0.05), 36, False, True)
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def scale_min_maxima(s):
     """Largest group scale and largest group min (from 0, as ggml's _ref loops)."""
     max_scale = F32(0.0)

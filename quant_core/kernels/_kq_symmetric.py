@@ -20,10 +20,6 @@ from ._common import F32, JIT, f32_to_u32, nearest_int, signed_absmax
 from ._kq_affine_batch import transpose_groups
 from ._simd import first_absmax
 
-# Float division by zero must give C's inf/NaN instead of numba's ZeroDivisionError: extreme
-# inputs (scales that overflow to inf, then -128/inf = -0 and 1/-0) reach such divisions.
-JIT_IEEE = dict(JIT, error_model="numpy")
-
 GROUP_MAX_EPS = F32(1e-15)
 N_CANDIDATES = 19  # ggml's first fit, then the 18 tweaked inverse scales
 Q3_BATCH = 4  # super-blocks whose 16-groups make_q3_quants_batch runs side by side
@@ -82,7 +78,7 @@ def _candidate_sums(n, nmax, x, x0, rmse_type, qw, w0, isc, slx, sl2):
             sl2[s] += w * l * l
 
 
-@njit(inline="always", **JIT_IEEE)
+@njit(inline="always", **JIT)
 def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
     """ggml's make_qx_quants on ``x[x0:x0+n]``: returns the float32 scale, writes ``L[l0:l0+n]``.
 
@@ -140,7 +136,7 @@ def q3_scratch():
             np.empty((5, G), dtype=np.float32))
 
 
-@njit(**JIT_IEEE)
+@njit(**JIT)
 def make_q3_quants_batch(x, x0, nsb, L, scales, scratch):
     """ggml's make_q3_quants(16, nmax=4, do_rmse=true) on every 16-group of ``nsb`` super-blocks.
 
@@ -196,7 +192,7 @@ def _nearest_code(f, nmax):
     return max(np.int32(-nmax), min(np.int32(nmax - 1), l))
 
 
-@njit(inline="always", **JIT_IEEE)
+@njit(inline="always", **JIT)
 def _q3_try_code(v, l_old, slx_old, sl2_old, nmax):
     """One coordinate-descent step of make_q3_quants: ``(code, sum w*x*l, sum w*l^2, taken)``.
 

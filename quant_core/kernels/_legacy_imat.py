@@ -11,7 +11,6 @@ import numpy as np
 from numba import njit
 
 from ._common import F32, JIT, element_weights, store_fp16, store_u32, sum_squares
-from ._kq_affine import JIT_NP
 from ._kq_affine_batch import fit_groups_imatrix, new_scratch
 from ._kq_symmetric import make_qx_quants, qx_work
 
@@ -62,7 +61,7 @@ def imat_row_symmetric(x, qw, out, five_bits):
         pack_block(L, out, b * block + 2, five_bits)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def imat_row_affine(x, qw, out, five_bits):
     """One Q4_1 / Q5_1 row with importance weights: make_qkx3_quants(32, 15 or 31, w, -0.9, 0.05, 36).
 

@@ -14,7 +14,7 @@ from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16,
 from ._kq_affine import make_qp_quants
 from ._kq_codes import requantize_affine
 from ._kq_affine_batch import (
-    JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
+    fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -47,7 +47,7 @@ def _pack_scale_min(out, o, j, ls, lm):
         out[o + j] |= (lm >> 4) << 6
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _fit_groups_ref(x, base, nmax, rmin, nstep, s):
     """_ref stage 1: make_qkx2_quants per 32-group with weights av_x + |x| (8 groups at once)."""
     transpose_groups(x, base, 32, 8, s.xt)
@@ -64,7 +64,7 @@ def _fit_groups_ref(x, base, nmax, rmin, nstep, s):
     fit_groups(s, nmax, rmin, F32(0.1), nstep, False, False)
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _scales_ref(s, out, o):
     """_ref stage 2: 6-bit scales/mins relative to their maxima; stores d, dmin, scales."""
     max_scale, max_min = scale_min_maxima(s)
@@ -78,7 +78,7 @@ def _scales_ref(s, out, o):
     store_fp16(out, o + 2, max_min / F32(63.0))
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _scales_imat(s, clamp63, out, o):
     """Imatrix stage 2: make_qp_quants(8, 63) on scales and mins; stores d, dmin, scales."""
     d_block = make_qp_quants(s.scales, s.sw, s.Ls, 63)
@@ -94,7 +94,7 @@ def _scales_imat(s, clamp63, out, o):
     store_fp16(out, o + 2, m_block)
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _requantize(x, base, nmax, s, out, o):
     """Recompute the codes of every group whose fp16 d * scale is non-zero."""
     d_all = load_fp16(out, o)
@@ -130,7 +130,7 @@ def _store_codes(L, five_bits, out, o):
             out[qs + 32 * c + l] = lo | (hi << 4)
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _quantize_row(x, qw, out, five_bits):
     nmax = 31 if five_bits else 15
     block_bytes = Q5_K_BYTES if five_bits else Q4_K_BYTES
@@ -150,12 +150,12 @@ def _quantize_row(x, qw, out, five_bits):
         _store_codes(s.L, five_bits, out, o)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _quantize_row_q4_k(x, qw, out):
     _quantize_row(x, qw, out, False)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _quantize_row_q5_k(x, qw, out):
     _quantize_row(x, qw, out, True)
 

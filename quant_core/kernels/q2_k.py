@@ -15,7 +15,7 @@ from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16,
 from ._kq_affine import make_qp_quants
 from ._kq_codes import pack_2bit, requantize_affine
 from ._kq_affine_batch import (
-    JIT_NP, fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
+    fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -24,7 +24,7 @@ BLOCK_BYTES = 84
 D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _stage_ref(x, base, s, out, o):
     """_ref path: make_qkx2_quants per group, then 4-bit scales/mins against their maxima."""
     transpose_groups(x, base, 16, 16, s.xt)
@@ -51,7 +51,7 @@ def _stage_ref(x, base, s, out, o):
         store_fp16(out, o + D_OFFSET + 2, F32(0.0))
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _stage_imat(x, base, qw, s, out, o):
     """Imatrix path: make_qkx3_quants per group, make_qp_quants(16, 15) on scales and mins."""
     fit_groups_imatrix(x, base, qw, sum_squares(x, base, QK_K) / F32(QK_K), 3, s)
@@ -63,7 +63,7 @@ def _stage_imat(x, base, qw, s, out, o):
         out[o + j] = (np.int64(s.Ls[j]) | (np.int64(s.Lm[j]) << 4)) & 0xFF
 
 
-@njit(inline="always", **JIT_NP)
+@njit(inline="always", **JIT)
 def _requantize_and_store(x, base, s, out, o):
     """Recompute codes of groups with non-zero fp16 d * scale, then pack 4 codes per byte."""
     d_all = load_fp16(out, o + D_OFFSET)
@@ -77,7 +77,7 @@ def _requantize_and_store(x, base, s, out, o):
     pack_2bit(s.L, out, o + 16)
 
 
-@njit(**JIT_NP)
+@njit(**JIT)
 def _quantize_row(x, qw, out):
     s = new_scratch(16, 16)
     for b in range(x.shape[0] // QK_K):

@@ -13,7 +13,7 @@ from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_codes import pack_2bit, requantize_symmetric
-from ._kq_symmetric import JIT_IEEE, Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
+from ._kq_symmetric import Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -38,7 +38,7 @@ def _store_scales(ls, out, o):
         out[o + SC_OFF + 8 + j % 4] |= np.uint8((l >> 4) << (2 * (j // 4)))
 
 
-@njit(**JIT_IEEE)
+@njit(**JIT)
 def _requantize_and_pack(x, base, d, ls, L, out, o, rq):
     """Final codes with the fp16 super-scale, then the hmask / qs split.
 
@@ -58,7 +58,7 @@ def _requantize_and_pack(x, base, d, ls, L, out, o, rq):
     pack_2bit(L, out, o + QS_OFF)
 
 
-@njit(**JIT_IEEE)
+@njit(**JIT)
 def _scales_ref(x, base, out, o, L, scales, ls, rq):
     """quantize_row_q3_K_ref after the group searches: 6-bit scales, d, final codes."""
     max_scale = F32(0.0)
@@ -82,7 +82,7 @@ def _scales_ref(x, base, out, o, L, scales, ls, rq):
     _requantize_and_pack(x, base, d, ls, L, out, o, rq)
 
 
-@njit(**JIT_IEEE)
+@njit(**JIT)
 def _block_imatrix(x, base, qw, out, o, L, scales, ls, weight, sw, work, rq):
     """quantize_row_q3_K_impl for one block with importance weights."""
     sigma2 = F32(2.0) * sum_squares(x, base, QK_K) / F32(QK_K)

@@ -11,7 +11,7 @@ from numba import njit
 
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
 from ._kq_codes import requantize_symmetric
-from ._kq_symmetric import GROUP_MAX_EPS, JIT_IEEE, make_qx_quants, qx_work
+from ._kq_symmetric import GROUP_MAX_EPS, make_qx_quants, qx_work
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
@@ -39,7 +39,7 @@ def _pack(L, out, o):
             out[qh + l] = np.uint8((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6))
 
 
-@njit(inline="always", **JIT_IEEE)
+@njit(inline="always", **JIT)
 def _quantize_block(x, base, qw, out, o, L, scales, work, rq):
     use_qw = qw.shape[0] > 0
     max_scale = F32(0.0)
