@@ -14,11 +14,6 @@ from .quantize import dequantize, quantize
 from .stats import ErrorStats, weight_histogram
 
 HIST_BINS = 128
-# elements sharing one scale (sub-block) per type; other types use their block size
-_SCALE_GROUP = {
-    "Q2_K": 16, "Q3_K": 16, "Q6_K": 16, "Q4_K": 32, "Q5_K": 32, "IQ4_XS": 32, "IQ3_XXS": 32, "IQ3_S": 32,
-    "IQ2_XXS": 32, "IQ2_XS": 16, "IQ2_S": 16, "IQ1_S": 32, "IQ1_M": 16, "NVFP4": 16,
-}
 
 
 @dataclass(frozen=True)
@@ -46,9 +41,10 @@ def block_levels(model: Model, t: TensorInfo, type_name: str, rows: np.ndarray,
     """Distinct dequantized values of the scale group holding the largest sampled weight."""
     x = model.rows_f32(t.name, rows[: min(len(rows), 16)])
     r, c = np.unravel_index(int(np.argmax(np.abs(x))), x.shape)
-    group = _SCALE_GROUP.get(type_name, qtype(type_name).block_size)
+    qt = qtype(type_name)
+    group = qt.scale_group
     start = (c // group) * group
-    if type_name == t.src_type or qtype(type_name).is_float:
+    if type_name == t.src_type or qt.is_float:
         return np.unique(x[r, start : start + group])
     qw = None if imatrix_values is None else imatrix_values[: t.n_per_row]
     y = dequantize(quantize(x[r : r + 1], type_name, imatrix=qw), type_name, t.n_per_row)[0]

@@ -1,15 +1,21 @@
 """The type table: the single source of truth about every ggml tensor type we handle.
 
 Block and byte sizes come from ``gguf.GGML_QUANT_SIZES``; what we add is how llama.cpp treats
-each type (whether the importance matrix is used or required) and a human description.
+each type (whether the importance matrix is used or required), how many elements share one
+scale, and a human description. Everything else (kernels, plan, export, GUI) asks this table
+instead of restating a fact: which types are float, which need an imatrix, block sizes.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gguf
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import UnknownTypeError
+
+QK_K: int = gguf.QK_K
+"""Elements per super-block (256): the K-quants, the lattice i-quants, IQ4_XS, TQ1_0 and TQ2_0."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class QType:
     ggml_requires_imatrix : ggml_quantize_chunk refuses to run without one.
     llama_requires_imatrix : llama-quantize refuses this target type without one
         (token_embd / output exempt).
+    scale_group : elements sharing one scale (a K-quant's sub-block; the block for the
+        single-scale types; 1 for floats): the group whose levels the inspector draws.
     description : one line for tooltips.
     """
 
@@ -36,6 +44,7 @@ class QType:
     uses_imatrix: bool
     ggml_requires_imatrix: bool
     llama_requires_imatrix: bool
+    scale_group: int
     description: str
 
     @property
@@ -45,6 +54,7 @@ class QType:
 
     @property
     def is_float(self) -> bool:
+        """F32, F16 and BF16: stored element by element, no block and no scale."""
         return self.block_size == 1
 
     def row_bytes(self, n_per_row: int) -> int:
@@ -59,43 +69,43 @@ class QType:
         return n_rows * self.row_bytes(shape[0])
 
 
-# name: (uses imatrix, ggml requires it, llama-quantize requires it, description)
-_TRAITS: dict[str, tuple[bool, bool, bool, str]] = {
-    "F32": (False, False, False, "32-bit float, lossless"),
-    "F16": (False, False, False, "16-bit IEEE half float, near lossless"),
-    "BF16": (False, False, False, "16-bit brain float: f32 range, 8-bit mantissa"),
-    "Q8_0": (False, False, False, "8-bit, one fp16 scale per 32 weights; near lossless"),
-    "Q4_0": (True, False, False, "legacy 4-bit, symmetric, scale per 32 weights"),
-    "Q4_1": (True, False, False, "legacy 4-bit, scale and offset per 32 weights"),
-    "Q5_0": (True, False, False, "legacy 5-bit, symmetric, scale per 32 weights"),
-    "Q5_1": (True, False, False, "legacy 5-bit, scale and offset per 32 weights"),
-    "Q2_K": (True, False, False, "2-bit K-quant, 4-bit scales and mins per 16 weights"),
-    "Q3_K": (True, False, False, "3-bit K-quant, 6-bit scales per 16 weights"),
-    "Q4_K": (True, False, False, "4-bit K-quant, 6-bit scales and mins per 32; the Q4_K_M workhorse"),
-    "Q5_K": (True, False, False, "5-bit K-quant, 6-bit scales and mins per 32 weights"),
-    "Q6_K": (True, False, False, "6-bit K-quant, 8-bit scales per 16; close to Q8_0 quality"),
-    "IQ4_NL": (True, False, False, "4-bit non-linear grid, scale per 32 weights"),
-    "IQ4_XS": (True, False, False, "4-bit non-linear grid, 6-bit scales per 32 in 256-blocks"),
-    "IQ3_XXS": (True, False, True, "3.06-bit lattice quant (needs an imatrix in llama-quantize)"),
-    "IQ3_S": (True, False, False, "3.44-bit lattice quant"),
-    "IQ2_XXS": (True, True, True, "2.06-bit lattice quant, imatrix required"),
-    "IQ2_XS": (True, True, True, "2.31-bit lattice quant, imatrix required"),
-    "IQ2_S": (True, False, True, "2.56-bit lattice quant (needs an imatrix in llama-quantize)"),
-    "IQ1_S": (True, True, True, "1.56-bit ternary lattice quant, imatrix required"),
-    "IQ1_M": (True, False, True, "1.75-bit ternary lattice quant (needs an imatrix in llama-quantize)"),
-    "TQ1_0": (False, False, False, "1.69-bit ternary, for ternary-trained models"),
-    "TQ2_0": (False, False, False, "2.06-bit ternary, for ternary-trained models"),
-    "MXFP4": (False, False, False, "OCP microscaling FP4 (E2M1 with E8M0 scale per 32)"),
-    "NVFP4": (False, False, False, "NVIDIA FP4 (E2M1 with UE4M3 scale per 16)"),
+# name: (uses imatrix, ggml requires it, llama-quantize requires it, scale group, description)
+_TRAITS: dict[str, tuple[bool, bool, bool, int, str]] = {
+    "F32": (False, False, False, 1, "32-bit float, lossless"),
+    "F16": (False, False, False, 1, "16-bit IEEE half float, near lossless"),
+    "BF16": (False, False, False, 1, "16-bit brain float: f32 range, 8-bit mantissa"),
+    "Q8_0": (False, False, False, 32, "8-bit, one fp16 scale per 32 weights; near lossless"),
+    "Q4_0": (True, False, False, 32, "legacy 4-bit, symmetric, scale per 32 weights"),
+    "Q4_1": (True, False, False, 32, "legacy 4-bit, scale and offset per 32 weights"),
+    "Q5_0": (True, False, False, 32, "legacy 5-bit, symmetric, scale per 32 weights"),
+    "Q5_1": (True, False, False, 32, "legacy 5-bit, scale and offset per 32 weights"),
+    "Q2_K": (True, False, False, 16, "2-bit K-quant, 4-bit scales and mins per 16 weights"),
+    "Q3_K": (True, False, False, 16, "3-bit K-quant, 6-bit scales per 16 weights"),
+    "Q4_K": (True, False, False, 32, "4-bit K-quant, 6-bit scales and mins per 32; the Q4_K_M workhorse"),
+    "Q5_K": (True, False, False, 32, "5-bit K-quant, 6-bit scales and mins per 32 weights"),
+    "Q6_K": (True, False, False, 16, "6-bit K-quant, 8-bit scales per 16; close to Q8_0 quality"),
+    "IQ4_NL": (True, False, False, 32, "4-bit non-linear grid, scale per 32 weights"),
+    "IQ4_XS": (True, False, False, 32, "4-bit non-linear grid, 6-bit scales per 32 in 256-blocks"),
+    "IQ3_XXS": (True, False, True, 32, "3.06-bit lattice quant (needs an imatrix in llama-quantize)"),
+    "IQ3_S": (True, False, False, 32, "3.44-bit lattice quant"),
+    "IQ2_XXS": (True, True, True, 32, "2.06-bit lattice quant, imatrix required"),
+    "IQ2_XS": (True, True, True, 16, "2.31-bit lattice quant, imatrix required"),
+    "IQ2_S": (True, False, True, 16, "2.56-bit lattice quant (needs an imatrix in llama-quantize)"),
+    "IQ1_S": (True, True, True, 32, "1.56-bit ternary lattice quant, imatrix required"),
+    "IQ1_M": (True, False, True, 16, "1.75-bit ternary lattice quant (needs an imatrix in llama-quantize)"),
+    "TQ1_0": (False, False, False, 256, "1.69-bit ternary, for ternary-trained models"),
+    "TQ2_0": (False, False, False, 256, "2.06-bit ternary, for ternary-trained models"),
+    "MXFP4": (False, False, False, 32, "OCP microscaling FP4 (E2M1 with E8M0 scale per 32)"),
+    "NVFP4": (False, False, False, 16, "NVIDIA FP4 (E2M1 with UE4M3 scale per 16)"),
 }
 
 
 def _build_table() -> dict[str, QType]:
     table: dict[str, QType] = {}
-    for name, (uses, ggml_req, llama_req, desc) in _TRAITS.items():
+    for name, (uses, ggml_req, llama_req, group, desc) in _TRAITS.items():
         gtype = GGMLQuantizationType[name]
         block, size = GGML_QUANT_SIZES[gtype]
-        table[name] = QType(name, gtype, block, size, uses, ggml_req, llama_req, desc)
+        table[name] = QType(name, gtype, block, size, uses, ggml_req, llama_req, group, desc)
     return table
 
 
@@ -116,3 +126,12 @@ def qtype(name: str | QType | GGMLQuantizationType) -> QType:
     except KeyError:
         known = ", ".join(QTYPES)
         raise UnknownTypeError(f"unknown tensor type {name!r} (known: {known})") from None
+
+
+def is_float_type(name: str) -> bool:
+    """True for the float types (F32, F16, BF16); False for quantized and unknown type names.
+
+    Unlike :func:`qtype` it never raises: a model's source tensors may have types we cannot write.
+    """
+    qt = QTYPES.get(str(name).strip().upper())
+    return qt is not None and qt.is_float
