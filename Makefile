@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APP    := $(VENV)/bin/quant-explorer
 
-.PHONY: run test bench clean
+.PHONY: run lint test bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,21 @@ $(VENV)/.installed-test: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(APP)
 
-test: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 bench: $(VENV)/.installed
 	$(APP) bench
 
+# the compiled numba kernels: see quant_core/_numba_cache.py
+NUMBA_CACHE := $${XDG_CACHE_HOME:-$$HOME/.cache}/quant-explorer
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis .ruff_cache .import_linter_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
+	rm -rf "$(NUMBA_CACHE)"/numba-*
