@@ -14,7 +14,7 @@ from pathlib import Path
 import numba
 
 _PACKAGE = Path(__file__).resolve().parent
-_KERNEL_SOURCES = ("kernels/*.py", "stats.py", "reader.py")
+_KERNEL_SOURCES = ("kernels/*.py", "qtypes.py", "stats.py", "reader.py")  # qtypes: sizes kernels compile in
 
 
 def source_digest() -> str:
