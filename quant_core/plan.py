@@ -39,7 +39,6 @@ _FALLBACK = {
     "Q5_K": "Q5_1",
     "Q6_K": "Q8_0",
 }
-_REQUIRES_IMATRIX = ("IQ3_XXS", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_M", "IQ1_S")
 
 
 @dataclass(frozen=True)
@@ -295,4 +294,4 @@ def _fallback(t: TensorInfo, new_type: str, reason: str, block_of: dict) -> tupl
 def _requires_imatrix(name: str, type_name: str, ftype: str) -> bool:
     if name in ("token_embd.weight", "per_layer_token_embd.weight", "output.weight"):
         return False
-    return type_name in _REQUIRES_IMATRIX or (type_name == "Q2_K" and ftype == "Q2_K_S")
+    return qtype(type_name).llama_requires_imatrix or (type_name == "Q2_K" and ftype == "Q2_K_S")
