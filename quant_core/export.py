@@ -22,6 +22,7 @@ from .kernels import DEQUANTIZERS, QUANTIZERS
 from .layout import ALIGNMENT, Layout, compute_layout, output_dims, pad
 from .model import MetaField, Model
 from .plan import Plan, TensorPlan
+from .qtypes import is_float_type
 from .quantize import quantize
 
 CHUNK_ELEMENTS = 16 * 1024 * 1024  # float32 elements converted at once (64 MiB)
@@ -72,12 +73,9 @@ def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Any | None) 
             _check_conversion(plan, tp, imatrix)
 
 
-_FLOAT_SOURCES = ("F32", "F16", "BF16")
-
-
 def _check_conversion(plan: Plan, tp: TensorPlan, imatrix: Any | None) -> None:
     src = tp.source.src_type
-    if src not in _FLOAT_SOURCES:
+    if not is_float_type(src):
         if not plan.options.allow_requantize:
             raise ExportError(f"{tp.source.name} is already {src}; requantizing needs --allow-requantize")
         if src not in DEQUANTIZERS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import QuantError
+from .qtypes import is_float_type
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class FileType:
 
     @property
     def is_float(self) -> bool:
-        return self.default_type in ("F32", "F16", "BF16")
+        return is_float_type(self.default_type)
 
 
 _TABLE: tuple[tuple[str, int, str, str], ...] = (
