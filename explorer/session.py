@@ -20,6 +20,7 @@ from quant_core.ftypes import file_type
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, build_plan, type_problem
+from quant_core.qtypes import is_float_type
 from quant_core.recipe import Recipe, llama_quantize_command
 from quant_core.size import SizeReport, project_size
 
@@ -61,7 +62,7 @@ def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatri
 
 def model_is_quantized(model: Model) -> bool:
     """True when some weight matrix of the source is already quantized (not F32/F16/BF16)."""
-    return any(len(t.shape) >= 2 and t.src_type not in ("F32", "F16", "BF16") for t in model.tensors)
+    return any(len(t.shape) >= 2 and not is_float_type(t.src_type) for t in model.tensors)
 
 
 class _PlanCommand(QUndoCommand):

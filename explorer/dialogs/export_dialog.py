@@ -20,6 +20,7 @@ from quant_core.errors import QuantError
 from quant_core.export import ExportProgress
 from quant_core.model import open_model
 from quant_core.plan import Plan
+from quant_core.qtypes import is_float_type
 
 from ..panels.plot_common import format_bytes
 from ..session import ExplorerSession
@@ -144,7 +145,7 @@ class ExportDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         requantized = sorted({tp.source.src_type for tp in (s.plan.tensors if s.plan else ())
-                              if tp.converts and tp.source.src_type not in ("F32", "F16", "BF16")})
+                              if tp.converts and not is_float_type(tp.source.src_type)})
         if requantized:
             note = QLabel(f"The source is already quantized ({', '.join(requantized)}): those tensors are "
                           "dequantized and quantized again, which costs more quality than starting from "
