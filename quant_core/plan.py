@@ -3,7 +3,8 @@
 ``build_plan(model, options)`` reproduces ``llama_tensor_get_type``: not-quantizable tensors,
 ``--token-embedding-type`` / ``--output-tensor-type``, ``--tensor-type`` patterns (first match
 wins), the preset's mixture rules, and the shape fallback. Explicit per-tensor types (what the
-GUI's clicks produce) are applied last and change only the tensor they name.
+GUI's clicks produce) are applied last and change only the tensor they name. Each tensor's
+:class:`~quant_core.reasons.Reason` says which of these decided its type.
 """
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Mapping
 
+from . import reasons
 from .errors import QuantError
 from .ftypes import FileType, file_type
 from .model import Model, TensorInfo, tensor_layer
 from .qtypes import QTYPES, qtype
+from .reasons import Reason
 from .rules import RuleContext, mixture_type
 
 
@@ -61,16 +64,30 @@ class QuantOptions:
 
 @dataclass(frozen=True)
 class TensorPlan:
-    """The decision for one tensor of the output file."""
+    """The decision for one tensor of the output file.
+
+    ``why`` says where ``type`` comes from (read its ``kind``); ``preset_why`` is the same for
+    ``preset_type``, the type without explicit choices.
+    """
 
     name: str
     source: TensorInfo
     type: str
-    reason: str
+    why: Reason
     preset_type: str
-    preset_reason: str
+    preset_why: Reason
     quantizable: bool
     requires_imatrix: bool
+
+    @property
+    def reason(self) -> str:
+        """Why the tensor has its type, in words (for people; code reads ``why.kind``)."""
+        return self.why.text
+
+    @property
+    def preset_reason(self) -> str:
+        """Why the preset alone would choose ``preset_type``, in words."""
+        return self.preset_why.text
 
     @property
     def converts(self) -> bool:
@@ -203,7 +220,7 @@ def build_plan(
         if quantizable:
             new_type, reason = _choose(ctx, ft, renamed, options, patterns, block_of)
         else:
-            new_type, reason = t.src_type, "not quantized (llama.cpp keeps this tensor as is)"
+            new_type, reason = t.src_type, reasons.NOT_QUANTIZABLE
         needs = quantizable and _requires_imatrix(out_name, new_type, ft.name)
         planned.append(TensorPlan(out_name, t, new_type, reason, new_type, reason, quantizable, needs))
     plan = Plan(options, ft, tuple(planned), imatrix_given, {}, block_count)
@@ -222,13 +239,13 @@ def with_explicit(plan: Plan, explicit: Mapping[str, str]) -> Plan:
         chosen = explicit.get(tp.name)
         if chosen is None:
             needs = tp.quantizable and _requires_imatrix(tp.name, tp.preset_type, plan.file_type.name)
-            out.append(replace(tp, type=tp.preset_type, reason=tp.preset_reason, requires_imatrix=needs))
+            out.append(replace(tp, type=tp.preset_type, why=tp.preset_why, requires_imatrix=needs))
             continue
         problem = type_problem(tp, chosen)
         if problem:
             raise PlanError(f"{tp.name}: {problem}")
         needs = _requires_imatrix(tp.name, chosen, plan.file_type.name)
-        out.append(replace(tp, type=chosen, reason="explicit choice", requires_imatrix=needs))
+        out.append(replace(tp, type=chosen, why=reasons.EXPLICIT, requires_imatrix=needs))
     return replace(plan, tensors=tuple(out), explicit=dict(explicit))
 
 
@@ -258,27 +275,29 @@ def _rule_context(model: Model, options: QuantOptions, pairs: list, has_imatrix:
     )
 
 
-def _choose(ctx: RuleContext, ft: FileType, t: TensorInfo, options: QuantOptions, patterns: list, block_of: dict) -> tuple[str, str]:
+def _choose(
+    ctx: RuleContext, ft: FileType, t: TensorInfo, options: QuantOptions, patterns: list, block_of: dict
+) -> tuple[str, Reason]:
     if options.token_embedding_type and t.category == "token_embd":
-        return options.token_embedding_type, "--token-embedding-type"
+        return options.token_embedding_type, reasons.TOKEN_EMBEDDING_TYPE
     if options.output_tensor_type and t.category == "output":
-        return options.output_tensor_type, "--output-tensor-type"
+        return options.output_tensor_type, reasons.OUTPUT_TENSOR_TYPE
     if ft.is_float:
-        return ft.default_type, f"{ft.name}: every quantizable tensor"
-    new_type, reason = ft.default_type, "preset default"
+        return ft.default_type, reasons.preset_default(f"{ft.name}: every quantizable tensor")
+    new_type, reason = ft.default_type, reasons.PRESET_DEFAULT
     for regex, type_name in patterns:
         if regex.search(t.name):
-            new_type, reason = type_name, f"rule {regex.pattern}={type_name}"
+            new_type, reason = type_name, reasons.user_rule(regex.pattern, type_name)
             break
     else:
         if options.pure:
-            reason = "--pure: preset default"
+            reason = reasons.PURE
         else:
             new_type, reason = mixture_type(ctx, ft.name, t, new_type, block_of)
     return _fallback(t, new_type, reason, block_of)
 
 
-def _fallback(t: TensorInfo, new_type: str, reason: str, block_of: dict) -> tuple[str, str]:
+def _fallback(t: TensorInfo, new_type: str, reason: Reason, block_of: dict) -> tuple[str, Reason]:
     ncols = t.shape[0]
     block = block_of[new_type]
     if ncols % block == 0:
@@ -288,7 +307,7 @@ def _fallback(t: TensorInfo, new_type: str, reason: str, block_of: dict) -> tupl
         raise PlanError(f"{t.name}: no tensor type fallback is defined for type {new_type}")
     if ncols % block_of[target]:
         target = "F16"
-    return target, f"{reason}; fallback from {new_type}: row length {ncols} not divisible by {block}"
+    return target, reason.fallen_back(new_type, ncols, block)
 
 
 def _requires_imatrix(name: str, type_name: str, ftype: str) -> bool:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
             "file_bytes": size.file_bytes,
             "bpw": size.bpw,
             "tensors": [
-                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, "reason": tp.reason}
+                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, **tp.why.as_json()}
                 for tp in plan.tensors
             ],
         }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..plan import Plan
+from ..reasons import ReasonKind
 from ..size import SizeReport
 
 
@@ -14,7 +15,7 @@ def print_plan_table(plan: Plan, size: SizeReport) -> None:
               f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}")
     print(f"preset {plan.file_type.name}: {size.tensor_bytes / 1024**2:.2f} MiB of tensors "
           f"({size.bpw:.2f} BPW), file {size.file_bytes} bytes")
-    fallbacks = sum(1 for tp in plan.tensors if "fallback" in tp.reason)
+    fallbacks = sum(1 for tp in plan.tensors if tp.why.kind is ReasonKind.SHAPE_FALLBACK)
     if fallbacks:
         print(f"{fallbacks} tensor(s) required fallback quantization")
     missing = [tp.name for tp in plan.tensors if tp.requires_imatrix and not plan.has_imatrix]

@@ -21,8 +21,8 @@ def test_plan_json(small_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert doc["file_bytes"] == project_size(model, build_plan(model, opts)).file_bytes
     assert set(doc) == {"file_bytes", "bpw", "tensors"}
     entry = next(t for t in doc["tensors"] if t["name"] == "blk.0.attn_q.weight")
-    assert entry["type"] == "Q8_0" and entry["reason"].startswith("rule attn_q=Q8_0")
-    assert all(set(t) == {"name", "type", "bytes", "reason"} for t in doc["tensors"])
+    assert entry["type"] == "Q8_0" and entry["reason_kind"] == "user_rule" and "attn_q" in entry["reason"]
+    assert all(set(t) == {"name", "type", "bytes", "reason", "reason_kind"} for t in doc["tensors"])
     assert all(t["type"] == t["type"].upper() for t in doc["tensors"])
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from quant_core.model import open_model
 from quant_core.plan import PlanError, QuantOptions, build_plan
+from quant_core.reasons import ReasonKind
 from quant_core.recipe import Recipe, RecipeError, llama_quantize_args
 
 from .synthetic import GOLDEN_MODELS, header_model
@@ -48,7 +49,7 @@ def test_explicit_choice_changes_only_that_tensor() -> None:
     plan = build_plan(model, QuantOptions(preset="Q4_K_M"), {"blk.0.attn_v.weight": "Q8_0"})
     changed = {n for n, t in plan.types().items() if base.types()[n] != t}
     assert changed == {"blk.0.attn_v.weight"}
-    assert plan.tensor("blk.0.attn_v.weight").reason == "explicit choice"
+    assert plan.tensor("blk.0.attn_v.weight").why.kind is ReasonKind.EXPLICIT
 
 
 def test_llama_quantize_command_reproduces_explicit_choices() -> None:
