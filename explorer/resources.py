@@ -1,8 +1,12 @@
-"""Where the app finds its bundled files (the one place that knows the layout)."""
+"""Where the app finds its bundled files (the one place that knows the layout).
+
+The files live inside the ``explorer`` package (``explorer/assets/``) and are declared as
+package data in ``pyproject.toml``, so a regular (non-editable) install ships them too.
+"""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
+ASSETS = Path(__file__).resolve().parent / "assets"
 DEMO_MODEL = ASSETS / "demo-synthetic-llama.gguf"

@@ -9,7 +9,7 @@ import pytest
 from quant_core.demo import DEMO_NAME, DemoShape, demo_tensor_shapes, write_demo_model
 from quant_core.model import open_model
 
-ASSET = Path(__file__).resolve().parents[2] / "assets" / "demo-synthetic-llama.gguf"
+ASSET = Path(__file__).resolve().parents[2] / "explorer" / "assets" / "demo-synthetic-llama.gguf"
 SMALL = DemoShape(n_embd=256, n_layer=2, n_ff=512, n_vocab=256)
 
 
