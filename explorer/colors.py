@@ -42,7 +42,7 @@ def type_tooltip(type_name: str) -> str:
         q = qtype(type_name)
     except Exception:  # noqa: BLE001  types outside our table (I32, ...) are just named
         return type_name
-    block = "no blocks" if q.block_size == 1 else f"blocks of {q.block_size} weights, {q.type_size} bytes"
+    block = "no blocks" if q.is_float else f"blocks of {q.block_size} weights, {q.type_size} bytes"
     need = " Needs an importance matrix." if q.llama_requires_imatrix else ""
     return f"<b>{q.name}</b>: {q.bpw:.4g} bits per weight, {block}.<br>{q.description}.{need}"
 
