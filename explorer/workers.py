@@ -3,24 +3,44 @@
 A :class:`GeneratorWorker` pulls items from a plain generator in a pool thread and hands each
 one to the GUI thread through a queued signal. Cancelling only sets a flag: the worker stops
 between two items and closes the generator (whose ``finally`` cleans up, e.g. a partial file).
+Items already queued when :meth:`GeneratorWorker.cancel` is called are dropped on arrival, so
+after ``cancel()`` returns (on the GUI thread) no ``yielded`` signal follows.
 """
+
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from quant_core.errors import QuantError
 
 
 class WorkerSignals(QObject):
-    """Signals of one worker (a QRunnable cannot own signals itself)."""
+    """Signals of one worker (a QRunnable cannot own signals itself).
+
+    Created on the GUI thread: ``_item``, emitted by the pool thread, is queued to
+    :meth:`_deliver`, which runs on the GUI thread and re-emits it as ``yielded`` unless the
+    worker was cancelled in the meantime.
+    """
 
     yielded = Signal(object)
     errored = Signal(str)
     finished = Signal()
     cancelled = Signal()
+    _item = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropping = False
+        self._item.connect(self._deliver)
+
+    @Slot(object)
+    def _deliver(self, item: object) -> None:
+        if not self.dropping:
+            self.yielded.emit(item)
 
 
 class GeneratorWorker(QRunnable):
@@ -36,8 +56,9 @@ class GeneratorWorker(QRunnable):
         self.running = False
 
     def cancel(self) -> None:
-        """Ask the worker to stop after the current item."""
+        """Ask the worker to stop after the current item; items not yet delivered are dropped."""
         self._abort = True
+        self.signals.dropping = True
 
     @property
     def cancel_requested(self) -> bool:
@@ -51,7 +72,7 @@ class GeneratorWorker(QRunnable):
             for item in gen:
                 if self._abort:
                     break
-                self.signals.yielded.emit(item)
+                self.signals._item.emit(item)
         except QuantError as err:
             self.signals.errored.emit(str(err))
         except MemoryError:
