@@ -17,9 +17,10 @@ from quant_core.errors import QuantError
 from quant_core.evaluate import TensorEvaluation, iter_evaluate
 from quant_core.export import iter_export
 from quant_core.ftypes import file_type
+from quant_core.imatrix import tensor_importance
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
-from quant_core.plan import Plan, QuantOptions, build_plan, type_problem
+from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem
 from quant_core.qtypes import is_float_type
 from quant_core.recipe import Recipe, llama_quantize_command
 from quant_core.size import SizeReport, project_size
@@ -58,6 +59,12 @@ def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatri
             yield from iter_evaluate(model, plan, [name], rows, imatrix, threads)
         except QuantError as err:
             yield EvaluationFailure(name, plan.tensor(name).type, str(err))
+
+
+def _inspect(model: Model, tp: TensorPlan, compare: str | None, imatrix: Any, sample: int, threads: int | None):
+    """iter_inspect with the importance values looked up in the job: a bad entry is reported."""
+    values = tensor_importance(imatrix, tp.source)
+    yield from iter_inspect(model, tp.source, tp.type, compare, values, sample, threads)
 
 
 def model_is_quantized(model: Model) -> bool:
@@ -315,10 +322,10 @@ class ExplorerSession(QObject):
         if key is None or key == self._inspected:
             return None
         tp = self.plan.tensor(self.selected[0])  # type: ignore[union-attr]
-        values = self._imatrix_values(tp.source)
-        model, threads, compare, sample = self.model, self.threads, self.compare_type, self.sample_rows
+        model, imatrix, threads = self.model, self.imatrix, self.threads
+        compare, sample = self.compare_type, self.sample_rows
         self.busy_changed.emit(f"inspecting {tp.name}")
-        return GeneratorWorker(lambda: iter_inspect(model, tp.source, tp.type, compare, values, sample, threads))
+        return GeneratorWorker(lambda: _inspect(model, tp, compare, imatrix, sample, threads))
 
     def _overview_job(self) -> GeneratorWorker | None:
         plan = self.plan
@@ -332,17 +339,6 @@ class ExplorerSession(QObject):
         model, imatrix, threads, rows = self.model, self.imatrix, self.threads, self.sample_rows
         self.busy_changed.emit(f"measuring error of {len(missing)} tensor(s)")
         return GeneratorWorker(lambda: _evaluate_each(model, plan, missing, rows, imatrix, threads))
-
-    def _imatrix_values(self, t: Any) -> Any:
-        if self.imatrix is None:
-            return None
-        from quant_core.imatrix import values_for_tensor
-
-        n_expert = t.shape[2] if len(t.shape) > 2 else 1
-        try:
-            return values_for_tensor(self.imatrix, t.name, t.n_per_row, n_expert)
-        except QuantError:
-            return None
 
     def _on_result(self, item: object, generation: int) -> None:
         if self._closed or generation != self._generation:

@@ -6,11 +6,12 @@ drop it when the plan changes; rows are processed in chunks, never the whole mod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .errors import QuantError
+from .imatrix import Imatrix, tensor_importance
 from .model import Model, TensorInfo
 from .plan import Plan
 from .quantize import dequantize, quantize
@@ -92,7 +93,7 @@ def iter_evaluate(
     plan: Plan,
     names: Iterable[str] | None = None,
     max_rows: int | None = DEFAULT_SAMPLE_ROWS,
-    imatrix: Any | None = None,
+    imatrix: Imatrix | None = None,
     threads: int | None = None,
     types: dict[str, str] | None = None,
 ) -> Iterator[TensorEvaluation]:
@@ -108,23 +109,9 @@ def iter_evaluate(
         type_name = (types or {}).get(tp.name, tp.type)
         t = tp.source
         rows = sample_rows(t.n_rows, max_rows)
-        values = _imatrix_values(imatrix, t)
+        values = tensor_importance(imatrix, t)
         try:
             stats = evaluate_tensor(model, t, type_name, rows, values, threads)
         except QuantError as err:
             raise QuantError(f"{tp.name}: {err}") from None
         yield TensorEvaluation(tp.name, type_name, stats, len(rows), t.n_rows)
-
-
-def _imatrix_values(imatrix: Any | None, t: TensorInfo) -> np.ndarray | None:
-    if imatrix is None:
-        return None
-    from .imatrix import values_for_tensor
-
-    n_expert = t.shape[2] if len(t.shape) > 2 else 1
-    try:
-        return values_for_tensor(imatrix, t.name, t.n_per_row, n_expert)
-    except QuantError:
-        if t.category == "token_embd":
-            return None
-        raise

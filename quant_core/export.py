@@ -18,6 +18,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 
 from .errors import QuantError
+from .imatrix import Imatrix, tensor_importance
 from .kernels import DEQUANTIZERS, QUANTIZERS
 from .layout import ALIGNMENT, Layout, compute_layout, output_dims, pad
 from .model import MetaField, Model
@@ -58,7 +59,7 @@ class ExportProgress:
         return (self.bytes_total - self.bytes_done) / rate if rate > 0 else None
 
 
-def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Any | None) -> None:
+def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Imatrix | None) -> None:
     """Everything llama-quantize refuses, checked before a single byte is written."""
     src = model.path.resolve()
     if out_path.resolve() == src or (out_path.exists() and os.path.samefile(out_path, src)):
@@ -73,7 +74,7 @@ def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Any | None) 
             _check_conversion(plan, tp, imatrix)
 
 
-def _check_conversion(plan: Plan, tp: TensorPlan, imatrix: Any | None) -> None:
+def _check_conversion(plan: Plan, tp: TensorPlan, imatrix: Imatrix | None) -> None:
     src = tp.source.src_type
     if not is_float_type(src):
         if not plan.options.allow_requantize:
@@ -82,31 +83,15 @@ def _check_conversion(plan: Plan, tp: TensorPlan, imatrix: Any | None) -> None:
             raise ExportError(f"{tp.source.name}: source type {src} cannot be converted")
     if tp.type not in QUANTIZERS:
         raise ExportError(f"{tp.name}: quantizing to {tp.type} is not supported")
-    if tp.requires_imatrix and _imatrix_rows(imatrix, tp) is None:
+    if tp.requires_imatrix and tensor_importance(imatrix, tp.source) is None:
         raise ExportError(f"{tp.name} -> {tp.type} needs an importance matrix with an entry for it")
-
-
-def _imatrix_rows(imatrix: Any | None, tp: TensorPlan) -> np.ndarray | None:
-    if imatrix is None:
-        return None
-    from .imatrix import values_for_tensor
-
-    shape = tp.source.shape
-    n_expert = shape[2] if len(shape) > 2 else 1
-    lookup = tp.source.name  # imatrix names are the source's (prune remaps back)
-    if tp.source.category == "token_embd":
-        try:
-            return values_for_tensor(imatrix, lookup, shape[0], n_expert)
-        except QuantError:
-            return None  # llama-quantize skips a mismatched token_embd entry
-    return values_for_tensor(imatrix, lookup, shape[0], n_expert)
 
 
 def iter_export(
     model: Model,
     plan: Plan,
     out_path: str | os.PathLike[str],
-    imatrix: Any | None = None,
+    imatrix: Imatrix | None = None,
     threads: int | None = None,
     imatrix_keys: list[MetaField] | None = None,
 ) -> Iterator[ExportProgress]:
@@ -147,7 +132,7 @@ def _os_message(err: OSError, out: Path) -> str:
     return f"cannot write {out}: {err.strerror or err}"
 
 
-def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Any, threads: int | None) -> Iterator[ExportProgress]:
+def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None, threads: int | None) -> Iterator[ExportProgress]:
     writer = GGUFWriter(tmp, arch="")  # an empty arch adds no key: we write the metadata ourselves
     for f in layout.metadata:
         writer.add_key_value(f.key, f.value, f.vtype, f.sub_type)
@@ -177,7 +162,7 @@ def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Any, th
     yield ExportProgress(len(plan.tensors), len(plan.tensors), "", done, total, time.perf_counter() - start, True)
 
 
-def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Any, threads: int | None, fout: Any) -> Iterator[int]:
+def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None, fout: Any) -> Iterator[int]:
     """Write one tensor's data, yielding the byte count of each chunk written."""
     raw = model.raw(tp.source.name)
     if not tp.converts:
@@ -191,7 +176,7 @@ def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Any, threads: int | No
     ne0 = shape[0]
     rows_per_matrix = shape[1] if len(shape) > 1 else 1
     n_matrices = tp.source.n_rows // rows_per_matrix
-    weights = _imatrix_rows(imatrix, tp)
+    weights = tensor_importance(imatrix, tp.source)
     chunk_rows = max(1, CHUNK_ELEMENTS // ne0)
     for m in range(n_matrices):
         qw = None if weights is None else weights[m * ne0 : (m + 1) * ne0]

@@ -15,13 +15,16 @@ import dataclasses
 import os
 import struct
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
 
 from .errors import ImatrixError
+
+if TYPE_CHECKING:
+    from .model import TensorInfo
 
 KEY_DATASETS = "imatrix.datasets"
 KEY_CHUNK_COUNT = "imatrix.chunk_count"
@@ -110,6 +113,25 @@ def values_for_tensor(
     if not np.isfinite(values).all():
         raise ImatrixError(f"importance matrix entry {name} contains non-finite values")
     return values
+
+
+def tensor_importance(imatrix: Imatrix | None, t: TensorInfo) -> npt.NDArray[np.float32] | None:
+    """The importance values llama-quantize uses for source tensor ``t`` (None: quantize without).
+
+    The one lookup every caller uses (export, statistics, the GUI): the entry named as the source
+    tensor (a pruned model's renumbered tensors look up their source's name), ``ne0`` columns per
+    stacked matrix (expert). A mismatching or non-finite entry raises ImatrixError, as it aborts
+    llama-quantize, except for ``token_embd``, whose mismatching entry llama-quantize ignores.
+    """
+    if imatrix is None:
+        return None
+    n_expert = t.shape[2] if len(t.shape) > 2 else 1
+    try:
+        return values_for_tensor(imatrix, t.name, t.shape[0], n_expert)
+    except ImatrixError:
+        if t.category == "token_embd":
+            return None
+        raise
 
 
 def metadata_keys(imatrix: Imatrix) -> list[tuple[str, str | int, GGUFValueType]]:
@@ -360,6 +382,7 @@ __all__ = [
     "load_imatrix",
     "filter_entries",
     "values_for_tensor",
+    "tensor_importance",
     "metadata_keys",
     "write_imatrix_dat",
     "write_imatrix_gguf",

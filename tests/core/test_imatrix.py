@@ -9,11 +9,13 @@ import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
 from quant_core import ImatrixError
+from quant_core.model import TensorInfo, tensor_category, tensor_layer
 from quant_core.imatrix import (
     Imatrix,
     filter_entries,
     load_imatrix,
     metadata_keys,
+    tensor_importance,
     values_for_tensor,
     write_imatrix_dat,
     write_imatrix_gguf,
@@ -200,6 +202,24 @@ def test_values_for_tensor() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(ImatrixError, match="non-finite"):
         values_for_tensor(im, "bad.weight", 2)
+
+
+def _info(name: str, shape: tuple[int, ...]) -> TensorInfo:
+    return TensorInfo(name, shape, "F16", 2 * int(np.prod(shape)), 0, tensor_layer(name), tensor_category(name))
+
+
+def test_tensor_importance_is_the_one_lookup() -> None:
+    im = Imatrix({"blk.0.ffn_down_exps.weight": np.arange(6, dtype=np.float32),
+                  "blk.0.attn_q.weight": np.ones(5, np.float32),
+                  "token_embd.weight": np.ones(5, np.float32)}, [], 0, None, "p", "dat")
+    experts = tensor_importance(im, _info("blk.0.ffn_down_exps.weight", (3, 4, 2)))
+    assert np.array_equal(experts.reshape(2, 3)[1], [3, 4, 5])
+    assert tensor_importance(None, _info("blk.0.attn_q.weight", (4, 8))) is None
+    assert tensor_importance(im, _info("blk.1.attn_q.weight", (4, 8))) is None
+    # llama-quantize ignores a mismatching token_embd entry but aborts on any other
+    assert tensor_importance(im, _info("token_embd.weight", (4, 8))) is None
+    with pytest.raises(ImatrixError, match=r"blk\.0\.attn_q\.weight has 5 values but the tensor needs 4"):
+        tensor_importance(im, _info("blk.0.attn_q.weight", (4, 8)))
 
 
 def _bad_gguf_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
