@@ -11,6 +11,7 @@ from ..errors import QuantError
 from ..export import ExportProgress, iter_export
 from ..ftypes import file_type
 from ..size import project_size
+from ..verify import verify_written
 from .options import add_quant_options, open_and_plan
 from .report import print_plan_table
 
@@ -79,4 +80,5 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     written = Path(out).stat().st_size
     print(f"wrote {out}: {written} bytes ({written / 1024**2:.2f} MiB, {size.bpw:.2f} BPW) in {elapsed:.1f} s")
+    print(verify_written(out, plan, size.file_bytes).summary())
     return 0

@@ -30,7 +30,9 @@ def test_quantize_writes_the_file(small_gguf: Path, tmp_path: Path, capsys: pyte
     out = tmp_path / "o.gguf"
     assert main(["quantize", str(small_gguf), str(out), "q8_0", "2"]) == 0
     assert gguf.GGUFReader(out).fields["general.file_type"].contents() == 7
-    assert "wrote" in capsys.readouterr().out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"wrote {out}")
+    assert lines[1] == f"verified: {out.stat().st_size} bytes = projected"
 
 
 def test_quantize_default_output_name(small_gguf: Path, tmp_path: Path) -> None:
