@@ -59,16 +59,38 @@ class ExportProgress:
         return (self.bytes_total - self.bytes_done) / rate if rate > 0 else None
 
 
-def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Imatrix | None) -> None:
-    """Everything llama-quantize refuses, checked before a single byte is written."""
-    src = model.path.resolve()
-    if out_path.resolve() == src or (out_path.exists() and os.path.samefile(out_path, src)):
+def check_output_path(input_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+    """The output path as export will use it (``~`` expanded); raises ExportError if unusable.
+
+    Refused: no path, the input file itself (under any name), a directory, a directory that
+    does not exist or is not writable. The CLI and the export dialog both ask this function.
+    """
+    text = os.fspath(out_path).strip()
+    if not text:
+        raise ExportError("no output file given; choose one")
+    out = Path(text).expanduser()
+    if _same_file(out, Path(input_path)):
         raise ExportError("the output path is the input file; choose another name")
-    parent = out_path.parent
+    if out.is_dir():
+        raise ExportError(f"{out} is a directory; choose a file name")
+    parent = out.parent
     if not parent.is_dir():
         raise ExportError(f"output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise ExportError(f"output directory {parent} is not writable")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_export(model: Model, plan: Plan, out_path: Path, imatrix: Imatrix | None) -> None:
+    """Everything llama-quantize refuses, checked before a single byte is written."""
+    check_output_path(model.path, out_path)
     for tp in plan.tensors:
         if tp.converts:
             _check_conversion(plan, tp, imatrix)
@@ -96,7 +118,7 @@ def iter_export(
     imatrix_keys: list[MetaField] | None = None,
 ) -> Iterator[ExportProgress]:
     """Write the planned GGUF to ``out_path``, yielding progress after every chunk."""
-    out = Path(out_path)
+    out = check_output_path(model.path, out_path)
     check_export(model, plan, out, imatrix)
     layout = compute_layout(model, plan, imatrix_keys)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)

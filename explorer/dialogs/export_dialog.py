@@ -1,7 +1,8 @@
 """Export dialog: output path and threads, progress with throughput and time left, cancel, verify.
 
 The export runs in the session's worker; the dialog only starts it, shows its progress and, once
-the file is written, re-opens it (header only) to check tensor count, types and size.
+the file is written, has the core verify it (re-opened, header only: tensor count, types, size).
+Output-path problems are the core's (``check_output_path``), shown as they are.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from PySide6.QtWidgets import (
 )
 
 from quant_core.errors import QuantError
-from quant_core.export import ExportProgress
-from quant_core.model import open_model
+from quant_core.export import ExportError, ExportProgress, check_output_path
 from quant_core.plan import Plan
+from quant_core.verify import verify_written
 from quant_core.qtypes import is_float_type
 
 from ..panels.plot_common import format_bytes
@@ -46,23 +47,6 @@ def format_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {(s % 3600) // 60:02d} min"
-
-
-def verify_export(path: Path, plan: Plan, projected: int) -> str | None:
-    """Re-open a written file: None when tensor count, types and size are as planned, else why not."""
-    try:
-        model = open_model(path)
-    except QuantError as err:
-        return f"the written file cannot be re-opened: {err}"
-    if len(model.tensors) != len(plan.tensors):
-        return f"the file has {len(model.tensors)} tensors, the plan {len(plan.tensors)}"
-    written = {t.name: t.src_type for t in model.tensors}
-    for tp in plan.tensors:
-        if written.get(tp.name) != tp.type:
-            return f"{tp.name} is {written.get(tp.name, 'missing')} in the file, planned {tp.type}"
-    if model.file_size != projected:
-        return f"the file has {model.file_size:,} bytes, projected {projected:,}"
-    return None
 
 
 class ExportDialog(QDialog):
@@ -167,21 +151,18 @@ class ExportDialog(QDialog):
                                      f"{size.bpw:.3f} bits per weight, preset {self.session.state.options.preset}")
 
     def _update_path_note(self) -> None:
+        """Say at once what export would refuse (the core's check), or that a file is replaced."""
         text = self.path_edit.text().strip()
         note = ""
-        if text and self._is_input(Path(text)):
-            note = "This is the model you opened: choose another name."
-        elif text and Path(text).exists():
-            note = "This file exists and will be replaced."
+        if text:
+            try:
+                out = check_output_path(self.session.model.path, text)  # type: ignore[union-attr]
+            except ExportError as err:
+                note = _sentence(str(err))
+            else:
+                note = "This file exists and will be replaced." if out.exists() else ""
         self.path_note.setText(note)
         self.path_note.setVisible(bool(note))
-
-    def _is_input(self, path: Path) -> bool:
-        src = self.session.model.path  # type: ignore[union-attr]
-        try:
-            return path.resolve() == src.resolve() or (path.exists() and os.path.samefile(path, src))
-        except OSError:
-            return False
 
     # ----- actions ----------------------------------------------------------------------------
     def browse(self) -> None:
@@ -198,15 +179,11 @@ class ExportDialog(QDialog):
         """Check the output path and start the export worker (returns False when refused)."""
         if self.running:
             return False
-        text = self.path_edit.text().strip()
-        if not text:
-            return self._refuse("Choose an output file.")
-        out = Path(text).expanduser()
-        if self._is_input(out):
-            return self._refuse("The output file is the model you opened; choose another name.")
-        if not out.parent.is_dir():
-            return self._refuse(f"The folder {out.parent} does not exist.")
         s = self.session
+        try:
+            out = check_output_path(s.model.path, self.path_edit.text())  # type: ignore[union-attr]
+        except ExportError as err:
+            return self._refuse(_sentence(str(err)))
         self._plan, self._out, self._error = s.plan, out, None
         self._update_projection()
         self.finished_ok = False
@@ -295,14 +272,19 @@ class ExportDialog(QDialog):
 
     def _verify(self) -> None:
         assert self._out is not None and self._plan is not None
-        problem = verify_export(self._out, self._plan, self._projected)
-        if problem is not None:
-            self._refuse(f"Verification failed: {problem}")
+        try:
+            result = verify_written(self._out, self._plan, self._projected)
+        except QuantError as err:
+            self._refuse(f"Verification failed: {err}")
             return
-        written = self._out.stat().st_size
         self.finished_ok = True
         self.result_label.setText(
             f"<span style='color:#1b7837'>✔ Written and verified</span>: {escape(self._out.name)}, "
-            f"{len(self._plan.tensors)} tensors with the planned types.<br>"
-            f"File size <b>{written:,}</b> bytes = projected <b>{self._projected:,}</b> bytes "
-            f"({format_bytes(written)}).")
+            f"{result.n_tensors} tensors with the planned types.<br>"
+            f"File size <b>{result.file_bytes:,}</b> bytes = projected <b>{self._projected:,}</b> bytes "
+            f"({format_bytes(result.file_bytes)}).")
+
+
+def _sentence(message: str) -> str:
+    """A core message as a sentence: capitalised, with a full stop."""
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer
 
 import explorer.session as session_module
 from explorer.dialogs.export_dialog import PROGRESS_STEPS, ExportDialog, default_output, format_duration
+from quant_core.export import ExportError, check_output_path
 from quant_core.model import open_model
 
 from .support import WAIT_MS, wait_idle
@@ -102,16 +103,22 @@ def test_cancel_midway_leaves_no_file_and_gui_stays_live(qtbot, dialog, session,
     assert len(ticks) > 10  # the event loop kept running during the export
 
 
-def test_refuses_input_path_and_shows_core_errors_in_one_line(qtbot, dialog, session, tmp_path):
-    set_path(qtbot, dialog, session.model.path)
-    assert "model you opened" in dialog.path_note.text()
-    qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
-    assert dialog.worker is None
-    assert "model you opened" in dialog.result_label.text()
+def core_message(input_path, out) -> str:
+    with pytest.raises(ExportError) as err:
+        check_output_path(input_path, out)
+    return str(err.value)
 
-    set_path(qtbot, dialog, tmp_path / "missing" / "x.gguf")
-    qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
-    assert dialog.worker is None and "does not exist" in dialog.result_label.text()
+
+def test_refuses_input_path_and_shows_core_errors_in_one_line(qtbot, dialog, session, tmp_path):
+    for out in (session.model.path, tmp_path / "missing" / "x.gguf", tmp_path, "  "):
+        set_path(qtbot, dialog, out)
+        message = core_message(session.model.path, out)
+        assert message[1:] in dialog.path_note.text() or (not str(out).strip() and not dialog.path_note.text())
+        qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
+        assert dialog.worker is None
+        assert message[1:] in dialog.result_label.text()
+    assert "input file" in core_message(session.model.path, session.model.path)
+    assert "does not exist" in core_message(session.model.path, tmp_path / "missing" / "x.gguf")
 
     # an error raised by the core in the worker: IQ2_XXS needs an importance matrix
     assert session.set_types(["blk.0.ffn_up.weight"], "IQ2_XXS")
