@@ -15,11 +15,9 @@ from PySide6.QtWidgets import QMenu, QWidget
 
 from quant_core.plan import TensorPlan, type_problem
 from quant_core.qtypes import QTYPES
+from quant_core.reasons import ReasonKind
 
 from ..colors import type_color, type_tooltip
-
-EXPLICIT_REASON = "explicit choice"
-FALLBACK_MARK = "fallback from"
 
 
 def ordered_types() -> list[str]:
@@ -28,13 +26,13 @@ def ordered_types() -> list[str]:
 
 
 def is_explicit(tp: TensorPlan) -> bool:
-    """The user chose this tensor's type by hand (map or table)."""
-    return tp.reason == EXPLICIT_REASON
+    """The user chose this tensor's type by hand (map, table or recipe)."""
+    return tp.why.kind is ReasonKind.EXPLICIT
 
 
 def is_fallback(tp: TensorPlan) -> bool:
-    """The rules wanted another type but the row length forced a fallback."""
-    return FALLBACK_MARK in tp.reason
+    """The rules wanted another type (``tp.why.fallback_from``) but the row length forced a fallback."""
+    return tp.why.kind is ReasonKind.SHAPE_FALLBACK
 
 
 def format_bytes(n: int) -> str:
@@ -69,7 +67,11 @@ def tensor_tooltip(tp: TensorPlan, evaluation: object | None) -> str:
     """HTML tooltip: name, shape, type, why, size, error."""
     src = tp.source
     shape = " × ".join(str(d) for d in src.shape)
-    mark = " (chosen by hand)" if is_explicit(tp) else " (fallback)" if is_fallback(tp) else ""
+    mark = ""
+    if is_explicit(tp):
+        mark = " (chosen by hand)"
+    elif is_fallback(tp):
+        mark = f" (fallback from {tp.why.fallback_from})"
     lines = [
         f"<b>{escape(tp.name)}</b>",
         f"shape {shape}, {src.n_elements:,} parameters, source {src.src_type}",

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 from explorer import app as app_module
 from explorer.main_window import MainWindow
 from explorer.resources import DEMO_MODEL
+from quant_core.reasons import ReasonKind
 
 pytestmark = pytest.mark.gui
 
@@ -50,7 +51,7 @@ def test_shortcuts_undo_and_redo_a_type_change(window, qtbot) -> None:
     assert s.size.file_bytes == after
     s.select(["blk.0.ffn_down.weight"])
     window.reset_action.trigger()
-    assert s.plan.tensor("blk.0.ffn_down.weight").reason != "explicit choice"
+    assert s.plan.tensor("blk.0.ffn_down.weight").why.kind is not ReasonKind.EXPLICIT
     assert s.size.file_bytes == before
 
 

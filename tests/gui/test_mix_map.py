@@ -11,7 +11,7 @@ from explorer.panels.mix_map_model import EXPLICIT_ROLE, FALLBACK_ROLE, GLOBAL_R
 from explorer.panels.tensor_table import TensorTable
 from quant_core.qtypes import qtype
 
-from .support import ODD_FF
+from .support import ODD_FF, reword_reasons
 
 pytestmark = pytest.mark.gui
 GUI_MODEL = ODD_FF  # ffn_down rows of 544: K-quants disabled there, fallbacks shown
@@ -48,6 +48,35 @@ def test_grid_rows_columns_and_cells(mix, session):
     assert "blk.1.attn_v.weight" in tip and "256 × 64" in tip and "use_more_bits" in tip and "KiB" in tip
     legend = {w.text() for w in mix.legend_box.findChildren(QLabel)}
     assert legend == {"Q4_K ×12", "Q5_0 ×1", "Q6_K ×2", "Q8_0 ×1"}
+
+
+def test_markers_follow_the_reason_kind_not_its_words(qtbot, mix, session):
+    # a rule whose words say "fallback from" is a rule: no mark
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_rules((("attn_q|fallback from", "Q8_0"),))
+    q = cell(mix, 0, "attn_q")
+    assert "fallback from" in session.plan.tensor("blk.0.attn_q.weight").reason and q.data() == "Q8_0"
+    assert not q.data(FALLBACK_ROLE) and not q.data(EXPLICIT_ROLE) and q.data(Qt.FontRole) is None
+
+    # a hand-chosen type and a real fallback keep their marks whatever their words
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_types(["blk.1.attn_k.weight"], "Q8_0")
+    reword_reasons(session, "by the way")
+    k, down = cell(mix, 1, "attn_k"), cell(mix, 0, "ffn_down")
+    assert {tp.reason for tp in session.plan.tensors} == {"by the way"}
+    assert k.data(EXPLICIT_ROLE) and k.data(Qt.FontRole).bold() and not k.data(FALLBACK_ROLE)
+    assert down.data(FALLBACK_ROLE) and not down.data(EXPLICIT_ROLE) and down.data(Qt.FontRole) is None
+    assert "fallback from Q4_K" in down.data(Qt.ToolTipRole) and "chosen by hand" in k.data(Qt.ToolTipRole)
+    assert not q.data(FALLBACK_ROLE) and not q.data(EXPLICIT_ROLE)
+
+    # painted: the dark corner on the fallback cell only
+    mix.view.clearSelection()
+    image = mix.view.viewport().grab().toImage()
+    for idx, marked in ((down, True), (q, False), (k, False)):
+        r = mix.view.visualRect(idx).adjusted(1, 1, -1, -1)
+        corner, bg = image.pixelColor(r.right() - 1, r.top() + 1), idx.data(Qt.BackgroundRole)
+        distance = sum(abs(a - b) for a, b in zip(corner.getRgb()[:3], bg.getRgb()[:3]))
+        assert (distance > 60) == marked, (idx.data(), corner.name(), bg.name())
 
 
 def test_drag_select_then_palette_assigns_and_undo_restores(qtbot, mix, session):

@@ -14,6 +14,7 @@ from explorer.panels.tensor_table import TensorTable
 from explorer.panels.tensor_table_model import COL_NAME, COL_TYPE
 from quant_core.ftypes import FILE_TYPES
 from quant_core.imatrix import write_imatrix_dat
+from quant_core.reasons import ReasonKind
 
 from .support import ODD_FF
 
@@ -105,7 +106,7 @@ def test_switches_and_type_combos_change_the_plan(qtbot, panel, session):
     with qtbot.waitSignal(session.plan_changed, timeout=10000):
         choose(qtbot, panel.embd_combo, "Q8_0")
     tp = session.plan.tensor("token_embd.weight")
-    assert tp.type == "Q8_0" and tp.reason == "--token-embedding-type"
+    assert tp.type == "Q8_0" and tp.why.kind is ReasonKind.TOKEN_EMBEDDING_TYPE
     with qtbot.waitSignal(session.plan_changed, timeout=10000):
         choose(qtbot, panel.embd_combo, PRESET_DEFAULT)
     assert session.plan.tensor("token_embd.weight").type == "Q4_K"
@@ -148,7 +149,7 @@ def test_valid_rules_apply_after_a_pause_or_with_apply_and_undo_restores(qtbot, 
         qtbot.keyClicks(editor.edit, "ffn_up=q8_0")
     assert session.state.options.tensor_types == (("ffn_up", "Q8_0"),)
     tp = session.plan.tensor("blk.0.ffn_up.weight")
-    assert tp.type == "Q8_0" and tp.reason == "rule ffn_up=Q8_0"
+    assert tp.type == "Q8_0" and tp.why.kind is ReasonKind.USER_RULE and "ffn_up=Q8_0" in tp.reason
     assert session.size.file_bytes > before
     assert editor.edit.toPlainText() == "# comment\nffn_up=q8_0"  # the user's text is kept
     assert editor.edit.extraSelections() == [] and "1 rule" in editor.status.text()

@@ -6,10 +6,10 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QComboBox
 
 from explorer.panels.tensor_table import TensorTable
-from explorer.panels.tensor_table_model import COL_ERROR, COL_LAYER, COL_NAME, COL_SIZE, COL_TYPE
+from explorer.panels.tensor_table_model import COL_ERROR, COL_LAYER, COL_NAME, COL_SIZE, COL_TYPE, COL_WHY
 from quant_core.qtypes import qtype
 
-from .support import ODD_FF
+from .support import ODD_FF, reword_reasons
 
 pytestmark = pytest.mark.gui
 GUI_MODEL = ODD_FF  # ffn_down rows of 544: K-quants disabled there, fallbacks shown
@@ -107,6 +107,29 @@ def test_type_editor_disables_types_that_cannot_apply_and_assigns(qtbot, table, 
     assert session.size.file_bytes == before
     session.undo_stack.redo()
     assert table.proxy.index(row_of(table, name), COL_TYPE).data() == "F32"
+
+
+def test_bold_and_italic_follow_the_reason_kind_not_its_words(qtbot, table, session):
+    def cell(name: str, col: int = COL_TYPE):
+        return table.proxy.index(row_of(table, name), col)
+
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_rules((("attn_q|fallback from", "Q8_0"),))
+    assert "fallback from" in cell("blk.0.attn_q.weight", COL_WHY).data()
+    assert cell("blk.0.attn_q.weight").data(Qt.FontRole) is None  # a rule, not a fallback
+
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_types(["blk.1.attn_k.weight"], "Q8_0")
+    reword_reasons(session, "by the way")
+    assert cell("blk.1.ffn_down.weight", COL_WHY).data() == "by the way"
+    explicit, fallback = cell("blk.1.attn_k.weight").data(Qt.FontRole), cell("blk.1.ffn_down.weight").data(Qt.FontRole)
+    assert explicit.bold() and not explicit.italic()
+    assert fallback.italic() and not fallback.bold()
+    assert "fallback from Q6_K" in cell("blk.1.ffn_down.weight").data(Qt.ToolTipRole)  # use_more_bits: Q6_K
+    assert cell("blk.0.attn_q.weight").data(Qt.FontRole) is None
+    assert table.reset_button.isEnabled() is False  # nothing selected
+    session.select(["blk.1.attn_k.weight"])
+    assert table.reset_button.isEnabled()  # the reset button reads the kind too
 
 
 def test_not_quantized_rows_are_not_editable(table):
