@@ -9,10 +9,11 @@ import json
 import shlex
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import QuantError
 from .ftypes import file_type
+from .layout import parse_override_kv
 from .model import Model
 from .plan import Plan, QuantOptions, build_plan, parse_tensor_type, parse_type
 
@@ -46,7 +47,10 @@ class Recipe:
             raise RecipeError(f"not a recipe (invalid JSON: {err.msg} at line {err.lineno})") from None
         if not isinstance(doc, dict) or doc.get("format") != RECIPE_FORMAT:
             raise RecipeError("not a quant-explorer recipe (missing 'format' field)")
-        if doc.get("version", 0) > RECIPE_VERSION:
+        version = doc.get("version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise RecipeError(f"recipe 'version' must be a number, got {_describe(version)}")
+        if version > RECIPE_VERSION:
             raise RecipeError(f"recipe version {doc['version']} is newer than this program supports")
         return cls(options=_options(doc.get("options", {})), explicit=_explicit(doc.get("explicit", {})))
 
@@ -62,26 +66,103 @@ class Recipe:
         return cls.from_json(text)
 
 
-def _options(raw: dict[str, Any]) -> QuantOptions:
-    known = {f.name for f in fields(QuantOptions)}
-    unknown = sorted(set(raw) - known)
+def _options(raw: Any) -> QuantOptions:
+    if not isinstance(raw, dict):
+        raise RecipeError("recipe 'options' must be an object")
+    unknown = sorted(set(raw) - set(_OPTION_READERS))
     if unknown:
         raise RecipeError(f"unknown recipe option {unknown[0]!r}")
-    values: dict[str, Any] = dict(raw)
-    values["preset"] = file_type(values.get("preset", "Q4_K_M")).name
-    values["tensor_types"] = tuple(parse_tensor_type(e) for e in values.get("tensor_types", []))
-    for key in ("output_tensor_type", "token_embedding_type"):
-        if values.get(key):
-            values[key] = parse_type(values[key])
-    for key in ("include_weights", "exclude_weights", "override_kv", "prune_layers"):
-        values[key] = tuple(values.get(key, ()))
+    values = {}
+    for name, value in raw.items():
+        try:
+            values[name] = _OPTION_READERS[name](value)
+        except QuantError as err:
+            raise RecipeError(f"recipe option {name!r}: {err}") from None
     return QuantOptions(**values)
 
 
-def _explicit(raw: dict[str, str]) -> dict[str, str]:
+def check_options(options: QuantOptions) -> None:
+    """Check every value of ``options`` as a recipe file would be checked; raises RecipeError.
+
+    For options built in code (the GUI) rather than read: the message names the field.
+    """
+    raw = Recipe(options).to_json()
+    _options(json.loads(raw)["options"])
+
+
+def _explicit(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise RecipeError("recipe 'explicit' must map tensor names to types")
-    return {str(name): parse_type(t) for name, t in raw.items()}
+    out = {}
+    for name, t in raw.items():
+        try:
+            out[name] = parse_type(_string(t))
+        except QuantError as err:
+            raise RecipeError(f"recipe 'explicit' entry {name!r}: {err}") from None
+    return out
+
+
+# --- one reader per option: the JSON value in, the QuantOptions value out ---------------------
+
+
+def _describe(value: Any) -> str:
+    return "null" if value is None else f"{json.dumps(value)[:40]} ({type(value).__name__})"
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise RecipeError(f"expected a string, got {_describe(value)}")
+    return value
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RecipeError(f"expected a list of strings, got {_describe(value)}")
+    return tuple(value)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RecipeError(f"expected true or false, got {_describe(value)}")
+    return value
+
+
+def _optional_type(value: Any) -> str | None:
+    return None if value is None or value == "" else parse_type(_string(value))
+
+
+def _optional_string(value: Any) -> str | None:
+    return None if value is None or value == "" else _string(value)
+
+
+def _override_kv(value: Any) -> tuple[str, ...]:
+    entries = _strings(value)
+    for entry in entries:
+        parse_override_kv(entry)
+    return entries
+
+
+def _layers(value: Any) -> tuple[int, ...]:
+    ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    if not ok:
+        raise RecipeError(f"expected a list of layer numbers >= 0, got {_describe(value)}")
+    return tuple(value)
+
+
+_OPTION_READERS: dict[str, Callable[[Any], Any]] = {
+    "preset": lambda v: file_type(_string(v)).name,
+    "tensor_types": lambda v: tuple(parse_tensor_type(e) for e in _strings(v)),
+    "output_tensor_type": _optional_type,
+    "token_embedding_type": _optional_type,
+    "pure": _flag,
+    "leave_output_tensor": _flag,
+    "allow_requantize": _flag,
+    "imatrix": _optional_string,
+    "include_weights": _strings,
+    "exclude_weights": _strings,
+    "override_kv": _override_kv,
+    "prune_layers": _layers,
+}
 
 
 def llama_quantize_args(model: Model, plan: Plan, input_path: str, output_path: str,

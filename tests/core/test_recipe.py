@@ -1,6 +1,7 @@
 """Recipes round-trip, and their llama-quantize command reproduces the plan."""
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from quant_core.model import open_model
 from quant_core.plan import PlanError, QuantOptions, build_plan
 from quant_core.reasons import ReasonKind
-from quant_core.recipe import Recipe, RecipeError, llama_quantize_args
+from quant_core import recipe as recipe_module
+from quant_core.recipe import Recipe, RecipeError, check_options, llama_quantize_args
 
 from .synthetic import GOLDEN_MODELS, header_model
 
@@ -41,6 +43,39 @@ def test_recipe_round_trips(tmp_path: Path) -> None:
 def test_bad_recipes_are_rejected(text: str, match: str) -> None:
     with pytest.raises((RecipeError, PlanError, Exception), match=match):
         Recipe.from_json(text)
+
+
+RECIPE = '{"format": "quant-explorer-recipe", "version": 1, %s}'
+
+
+@pytest.mark.parametrize("body,message", [
+    ('"options": {"override_kv": ["general.name"]}', "recipe option 'override_kv': malformed --override-kv"),
+    ('"options": {"override_kv": ["a.b=int:x"]}', "recipe option 'override_kv': .*invalid int value 'x'"),
+    ('"options": {"override_kv": "a=str:b"}', "recipe option 'override_kv': expected a list of strings"),
+    ('"options": {"output_tensor_type": "Q17"}', "recipe option 'output_tensor_type': invalid type 'Q17'"),
+    ('"options": {"token_embedding_type": 8}', "recipe option 'token_embedding_type': expected a string"),
+    ('"options": {"tensor_types": ["attn_v=q99"]}', "recipe option 'tensor_types': invalid type"),
+    ('"options": {"tensor_types": ["attn_(v=q8_0"]}', "recipe option 'tensor_types': invalid regular expression"),
+    ('"options": {"tensor_types": ["attn_v"]}', "recipe option 'tensor_types': malformed tensor type"),
+    ('"options": {"pure": "yes"}', "recipe option 'pure': expected true or false"),
+    ('"options": {"prune_layers": [1, -2]}', "recipe option 'prune_layers': expected a list of layer numbers"),
+    ('"options": {"include_weights": [1]}', "recipe option 'include_weights': expected a list of strings"),
+    ('"options": {"imatrix": 3}', "recipe option 'imatrix': expected a string"),
+    ('"options": {"preset": null}', "recipe option 'preset': expected a string"),
+    ('"options": []', "recipe 'options' must be an object"),
+    ('"explicit": {"blk.0.attn_q.weight": 6}', "recipe 'explicit' entry 'blk.0.attn_q.weight': expected a string"),
+])
+def test_recipe_values_are_checked_when_read(body: str, message: str) -> None:
+    with pytest.raises(RecipeError, match=message) as err:
+        Recipe.from_json(RECIPE % body)
+    assert "\n" not in str(err.value)
+
+
+def test_every_option_has_a_reader_and_check_options_names_the_field() -> None:
+    assert set(recipe_module._OPTION_READERS) == {f.name for f in fields(QuantOptions)}
+    check_options(QuantOptions(override_kv=("general.name=str:x",), prune_layers=(1,)))
+    with pytest.raises(RecipeError, match="recipe option 'override_kv': .*type must be int, float, bool or str"):
+        check_options(QuantOptions(override_kv=("general.name=text:x",)))
 
 
 def test_explicit_choice_changes_only_that_tensor() -> None:
