@@ -1,12 +1,7 @@
-"""Where the app finds its bundled files (the one place that knows the layout).
-
-The files live inside the ``explorer`` package (``explorer/assets/``) and are declared as
-package data in ``pyproject.toml``, so a regular (non-editable) install ships them too.
-"""
+"""The app's bundled files, resolved by the core's one place that knows the layout."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from quant_core.assets import ASSETS, DEMO_EVAL_TEXT, DEMO_MODEL, SYNTHETIC_MODEL
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-DEMO_MODEL = ASSETS / "demo-synthetic-llama.gguf"
+__all__ = ["ASSETS", "DEMO_EVAL_TEXT", "DEMO_MODEL", "SYNTHETIC_MODEL"]

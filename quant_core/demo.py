@@ -1,4 +1,4 @@
-"""The synthetic demo model shipped in ``explorer/assets/``: a small llama GGUF with realistic weight statistics.
+"""The synthetic demo model shipped in ``assets/``: a small llama GGUF with realistic weight statistics.
 
 The weights are random, not trained: the file exists so the explorer has something to open on
 first start. They imitate what matters for quantization error in real checkpoints:
@@ -132,8 +132,9 @@ def main() -> None:  # pragma: no cover - maintenance entry point
     """Regenerate the committed asset: ``python -m quant_core.demo [OUT.gguf]``."""
     import sys
 
-    target = sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).resolve().parent.parent / "explorer"
-                                                           / "assets" / "demo-synthetic-llama.gguf")
+    from .assets import SYNTHETIC_MODEL
+
+    target = sys.argv[1] if len(sys.argv) > 1 else str(SYNTHETIC_MODEL)
     print(f"wrote {write_demo_model(target)} ({Path(target).stat().st_size} bytes)")
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quant_core.assets import SYNTHETIC_MODEL
 from quant_core.demo import DEMO_NAME, DemoShape, demo_tensor_shapes, write_demo_model
 from quant_core.model import open_model
 
-ASSET = Path(__file__).resolve().parents[2] / "explorer" / "assets" / "demo-synthetic-llama.gguf"
+ASSET = SYNTHETIC_MODEL
 SMALL = DemoShape(n_embd=256, n_layer=2, n_ff=512, n_vocab=256)
 
 
