@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K
 from ._common import F32, JIT, nearest_int, sum_squares
 
-QK_K = 256
 FLT_MAX = F32(3.4028234663852886e38)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QTYPES
 from ._common import F32, JIT, element_weights, store_fp16, store_u32, sum_squares
 from ._kq_affine_batch import fit_groups_imatrix, new_scratch
 from ._kq_symmetric import make_qx_quants, qx_work
 
-QK = 32
+QK = QTYPES["Q4_0"].block_size  # the same for Q4_1, Q5_0 and Q5_1
 BATCH = 8  # blocks searched side by side by the imatrix Q4_1 / Q5_1 path
 
 

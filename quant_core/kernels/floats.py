@@ -12,7 +12,6 @@ from ._common import F32, JIT, JIT_PARALLEL, f32_to_u32, fp32_to_bf16_bits, u32_
 from ._simd import stream_copy_u32
 from .registry import dequantizer, quantizer
 
-
 _COPY_CHUNK = 1 << 16  # words per parallel task (a multiple of 8 keeps every task aligned)
 _NONFINITE = np.uint32(0x80000000)
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, decode_nibbles, f32_to_u32, u32_to_f32
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
 KVALUES = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], dtype=np.float32)
-MX_BYTES = 17
-NV_BYTES = 36
+MX_BLOCK, MX_BYTES = QTYPES["MXFP4"].block_size, QTYPES["MXFP4"].type_size
+NV_BLOCK, NV_BYTES = QTYPES["NVFP4"].block_size, QTYPES["NVFP4"].type_size
+NV_GROUP = QTYPES["NVFP4"].scale_group  # elements per UE4M3 scale
+NV_SCALES = NV_BLOCK // NV_GROUP
 
 
 def _ue4m3_table() -> np.ndarray:
@@ -90,10 +93,10 @@ def mxfp4_exponent(amax):
 
 @njit(**JIT)
 def _row_mxfp4(x, qw, out):
-    for b in range(x.shape[0] // 32):
-        base = b * 32
+    for b in range(x.shape[0] // MX_BLOCK):
+        base = b * MX_BLOCK
         o = b * MX_BYTES
-        amax, _ = first_absmax(x, base, 32)
+        amax, _ = first_absmax(x, base, MX_BLOCK)
         e = mxfp4_exponent(amax)
         d = e8m0_half(e)
         out[o] = np.uint8(e)
@@ -130,47 +133,47 @@ def fp32_to_ue4m3(v):
 
 @njit(**JIT)
 def _row_nvfp4(x, qw, out):
-    for b in range(x.shape[0] // 64):
+    for b in range(x.shape[0] // NV_BLOCK):
         o = b * NV_BYTES
-        for s in range(4):
-            base = b * 64 + s * 16
-            amax, _ = first_absmax(x, base, 16)
+        for s in range(NV_SCALES):
+            base = b * NV_BLOCK + s * NV_GROUP
+            amax, _ = first_absmax(x, base, NV_GROUP)
             ue = fp32_to_ue4m3(amax / F32(6.0))
             out[o + s] = np.uint8(ue)
             d = UE4M3[ue]
             for j in range(8):
                 lo = best_index_e2m1(x[base + j], d)
                 hi = best_index_e2m1(x[base + 8 + j], d)
-                out[o + 4 + s * 8 + j] = np.uint8(lo | (hi << 4))
+                out[o + NV_SCALES + s * 8 + j] = np.uint8(lo | (hi << 4))
 
 
 @quantizer("MXFP4")
 @njit(**JIT_PARALLEL)
 def quantize_mxfp4(x, qw):
     """MXFP4 rows (ggml's _ref; the importance matrix is ignored)."""
-    return quantize_rows(x, qw, _row_mxfp4, 32, MX_BYTES)
+    return quantize_rows(x, qw, _row_mxfp4, MX_BLOCK, MX_BYTES)
 
 
 @quantizer("NVFP4")
 @njit(**JIT_PARALLEL)
 def quantize_nvfp4(x, qw):
     """NVFP4 rows (ggml's _ref; the importance matrix is ignored)."""
-    return quantize_rows(x, qw, _row_nvfp4, 64, NV_BYTES)
+    return quantize_rows(x, qw, _row_nvfp4, NV_BLOCK, NV_BYTES)
 
 
 @njit(**JIT)
 def _dequantize_row_mxfp4(q, y):
-    for b in range(y.shape[0] // 32):
+    for b in range(y.shape[0] // MX_BLOCK):
         o = b * MX_BYTES
-        decode_nibbles(q, o + 1, 16, KVALUES, e8m0_half(q[o]), y, b * 32)
+        decode_nibbles(q, o + 1, 16, KVALUES, e8m0_half(q[o]), y, b * MX_BLOCK)
 
 
 @njit(**JIT)
 def _dequantize_row_nvfp4(q, y):
-    for b in range(y.shape[0] // 64):
+    for b in range(y.shape[0] // NV_BLOCK):
         o = b * NV_BYTES
-        for s in range(4):
-            decode_nibbles(q, o + 4 + s * 8, 8, KVALUES, UE4M3[q[o + s]], y, b * 64 + s * 16)
+        for s in range(NV_SCALES):
+            decode_nibbles(q, o + NV_SCALES + s * 8, 8, KVALUES, UE4M3[q[o + s]], y, b * NV_BLOCK + s * NV_GROUP)
 
 
 @dequantizer("MXFP4")

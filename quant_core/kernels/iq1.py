@@ -14,17 +14,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import (
-    F32, JIT, JIT_PARALLEL, element_weights, fp16_bits_to_fp32, load_fp16, load_u16, nearest_int, store_fp16,
-    store_u16, sum_squares,
+    F32,
+    JIT,
+    JIT_PARALLEL,
+    element_weights,
+    fp16_bits_to_fp32,
+    load_fp16,
+    load_u16,
+    nearest_int,
+    store_fp16,
+    store_u16,
+    sum_squares,
 )
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, group_sums, iq1_grid, iq1_tables
 from ._rows import dequantize_rows_with, quantize_rows_with
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-IQ1S_BYTES = 50
-IQ1M_BYTES = 56
+IQ1S_BYTES = QTYPES["IQ1_S"].type_size
+IQ1M_BYTES = QTYPES["IQ1_M"].type_size
 EPS_IQ1_S = F32(1e-12)
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K
 from ._common import F32, JIT, JIT_PARALLEL, element_weights, fp32_to_fp16_bits, nearest_int, store_u16
 from ._iq1_grids import FLT_MAX, LEVELS, grid_index, group_sums, iq1_tables
-from ._simd import first_better
-from .iq1 import IQ1M_BYTES, QK_K, abs_max, assign_levels, stable_order, superblock_sigma2
 from ._rows import quantize_rows_with
+from ._simd import first_better
+from .iq1 import IQ1M_BYTES, abs_max, assign_levels, stable_order, superblock_sigma2
 from .registry import quantizer
 
 EPS_IQ1_M = F32(1e-7)

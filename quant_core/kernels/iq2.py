@@ -17,8 +17,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..qtypes import QK_K, QTYPES
 from ._common import (
-    F32, JIT, JIT_PARALLEL, load_fp16, load_u16, load_u32, store_fp16, store_u16, store_u32,
+    F32,
+    JIT,
+    JIT_PARALLEL,
+    load_fp16,
+    load_u16,
+    load_u32,
+    store_fp16,
+    store_u16,
+    store_u32,
 )
 from ._iq2_grids import iq2_tables, iq2_values
 from ._iq2_search import grid_index, prepare, requantize, scratch, search, sigma2_of, sub_scale
@@ -26,10 +35,9 @@ from ._kq_affine import make_qp_quants
 from ._rows import checked_rows, quantize_rows_with
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-XXS_BYTES = 66
-XS_BYTES = 74
-S_BYTES = 82
+XXS_BYTES = QTYPES["IQ2_XXS"].type_size
+XS_BYTES = QTYPES["IQ2_XS"].type_size
+S_BYTES = QTYPES["IQ2_S"].type_size
 GROUP_MAX_EPS = F32(1e-15)
 GROUP_MAX_EPS_IQ2_S = F32(1e-8)
 SKIPPED = F32(-1.0)  # sub-block scale marker: ggml skipped the block (its codes and signs stay 0)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, nearest_int, store_fp16, store_u32, sum_squares
 from ._iq3_grids import iq3_tables
 from ._rows import checked_rows, dequantize_rows_with, quantize_rows_with
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-XXS_BYTES = 98  # d, 64 grid indices, 8 words of 4x7 sign bits + 4-bit scale
-S_BYTES = 110  # d, qs[64], qh[8], signs[32], scales[4]
+XXS_BYTES = QTYPES["IQ3_XXS"].type_size  # d, 64 grid indices, 8 words of 4x7 sign bits + 4-bit scale
+S_BYTES = QTYPES["IQ3_S"].type_size  # d, qs[64], qh[8], signs[32], scales[4]
 FLT_MAX = F32(3.4028234663852886e38)
 SKIPPED = F32(-1.0)  # a block's scale is >= 0 (or NaN after a failed search): -1 marks a skipped block
 

@@ -11,18 +11,27 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import (
-    F32, JIT, JIT_PARALLEL, decode_nibbles, element_weights, load_fp16, load_u16, nearest_int, store_fp16,
-    store_u16, sum_squares,
+    F32,
+    JIT,
+    JIT_PARALLEL,
+    decode_nibbles,
+    element_weights,
+    load_fp16,
+    load_u16,
+    nearest_int,
+    store_fp16,
+    store_u16,
+    sum_squares,
 )
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
-QK = 32
-QK_K = 256
-NL_BLOCK_BYTES = 18
-XS_BLOCK_BYTES = 136
+QK = QTYPES["IQ4_NL"].block_size
+NL_BLOCK_BYTES = QTYPES["IQ4_NL"].type_size
+XS_BLOCK_BYTES = QTYPES["IQ4_XS"].type_size
 NTRY = 7
 GROUP_MAX_EPS = F32(1e-15)
 

@@ -10,17 +10,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
+from ._kq_affine_batch import fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups
 from ._kq_codes import requantize_affine
-from ._kq_affine_batch import (
-    fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-Q4_K_BYTES = 144
-Q5_K_BYTES = 176
+Q4_K_BYTES = QTYPES["Q4_K"].type_size
+Q5_K_BYTES = QTYPES["Q5_K"].type_size
 
 
 @njit(**JIT)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, load_u32, store_fp16, store_u32
 from ._legacy_imat import QK, imat_row_affine, imat_row_symmetric, pack_pair
 from ._rows import dequantize_rows, quantize_rows
@@ -18,7 +19,7 @@ from ._simd import first_absmax, first_min_max
 from .registry import dequantizer, quantizer
 
 # kind = 2 * five_bits + affine: Q4_0, Q4_1, Q5_0, Q5_1
-BLOCK_BYTES = (18, 20, 22, 24)
+BLOCK_BYTES = tuple(QTYPES[name].type_size for name in ("Q4_0", "Q4_1", "Q5_0", "Q5_1"))
 
 
 @njit(inline="always", **JIT)
@@ -106,28 +107,28 @@ def _row_q5_1(x, qw, out):
 @njit(**JIT_PARALLEL)
 def quantize_q4_0(x, qw):
     """Q4_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    return quantize_rows(x, qw, _row_q4_0, QK, 18)
+    return quantize_rows(x, qw, _row_q4_0, QK, BLOCK_BYTES[0])
 
 
 @quantizer("Q4_1")
 @njit(**JIT_PARALLEL)
 def quantize_q4_1(x, qw):
     """Q4_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    return quantize_rows(x, qw, _row_q4_1, QK, 20)
+    return quantize_rows(x, qw, _row_q4_1, QK, BLOCK_BYTES[1])
 
 
 @quantizer("Q5_0")
 @njit(**JIT_PARALLEL)
 def quantize_q5_0(x, qw):
     """Q5_0 rows: ggml's _ref without imatrix, the make_qx_quants search with one."""
-    return quantize_rows(x, qw, _row_q5_0, QK, 22)
+    return quantize_rows(x, qw, _row_q5_0, QK, BLOCK_BYTES[2])
 
 
 @quantizer("Q5_1")
 @njit(**JIT_PARALLEL)
 def quantize_q5_1(x, qw):
     """Q5_1 rows: ggml's _ref without imatrix, the make_qkx3_quants search with one."""
-    return quantize_rows(x, qw, _row_q5_1, QK, 24)
+    return quantize_rows(x, qw, _row_q5_1, QK, BLOCK_BYTES[3])
 
 
 @njit(inline="always", **JIT)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_affine import make_qp_quants
+from ._kq_affine_batch import fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups
 from ._kq_codes import pack_2bit, requantize_affine
-from ._kq_affine_batch import (
-    fit_groups, fit_groups_imatrix, new_scratch, scale_min_maxima, transpose_groups)
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-BLOCK_BYTES = 84
+BLOCK_BYTES = QTYPES["Q2_K"].type_size
 D_OFFSET = 80  # fp16 d, then fp16 dmin at 82
 
 

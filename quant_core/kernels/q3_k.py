@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16, sum_squares
 from ._kq_codes import pack_2bit, requantize_symmetric
 from ._kq_symmetric import Q3_BATCH, make_q3_quants_batch, make_qx_quants, q3_scratch, qx_work
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-BLOCK_BYTES = 110
+BLOCK_BYTES = QTYPES["Q3_K"].type_size
 QS_OFF = 32
 SC_OFF = 96
 D_OFF = 108

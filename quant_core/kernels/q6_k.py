@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
 from ._kq_codes import requantize_symmetric
 from ._kq_symmetric import GROUP_MAX_EPS, make_qx_quants, qx_work
 from ._rows import dequantize_rows, quantize_rows
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-BLOCK_BYTES = 210
+BLOCK_BYTES = QTYPES["Q6_K"].type_size
 QH_OFF = 128
 SC_OFF = 192
 D_OFF = 208

@@ -4,13 +4,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, round_half_away, store_fp16
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
-QK = 32
-BLOCK_BYTES = 34
+QK = QTYPES["Q8_0"].block_size
+BLOCK_BYTES = QTYPES["Q8_0"].type_size
 
 
 @njit(**JIT)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, store_fp16
 from ._rows import dequantize_rows, quantize_rows
 from ._simd import first_absmax
 from .registry import dequantizer, quantizer
 
-QK_K = 256
-TQ1_BYTES = 54
-TQ2_BYTES = 66
+TQ1_BYTES = QTYPES["TQ1_0"].type_size
+TQ2_BYTES = QTYPES["TQ2_0"].type_size
 POW3 = np.array([1, 3, 9, 27, 81], dtype=np.int64)
 
 
