@@ -9,20 +9,35 @@ Kernel contracts (all numba-compiled, array in, array out):
   uint8 ``(rows, row_bytes)`` array.
 
 Kernels may assume valid input: the public wrappers in ``quant_core.quantize`` validate.
+
+Each registration also records the module that defines the kernel (``kernel_map()``), which is
+the map of the package (see the table in ``quant_core.kernels``). A type has one kernel of
+each kind: registering a second one is an error.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 QUANTIZERS: dict[str, Callable] = {}
 DEQUANTIZERS: dict[str, Callable] = {}
+QUANTIZER_MODULES: dict[str, str] = {}
+"""Type name -> short name of the module defining its quantizer (``"kq_4_5"`` for Q4_K)."""
+DEQUANTIZER_MODULES: dict[str, str] = {}
+"""Type name -> short name of the module defining its dequantizer."""
+
+
+def _register(name: str, fn: Callable, kernels: dict[str, Callable], modules: dict[str, str]) -> None:
+    if name in kernels:
+        raise ValueError(f"a second kernel registered for {name} (in {fn.__module__}; first in {modules[name]})")
+    kernels[name] = fn
+    modules[name] = fn.__module__.rpartition(".")[2]
 
 
 def quantizer(name: str) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn`` as the quantizer of type ``name``."""
 
     def register(fn: Callable) -> Callable:
-        QUANTIZERS[name] = fn
+        _register(name, fn, QUANTIZERS, QUANTIZER_MODULES)
         return fn
 
     return register
@@ -32,7 +47,13 @@ def dequantizer(name: str) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn`` as the dequantizer of type ``name``."""
 
     def register(fn: Callable) -> Callable:
-        DEQUANTIZERS[name] = fn
+        _register(name, fn, DEQUANTIZERS, DEQUANTIZER_MODULES)
         return fn
 
     return register
+
+
+def kernel_map() -> dict[str, tuple[str, str]]:
+    """Type name -> (quantizer module, dequantizer module), short names, "" where there is none."""
+    names = list(QUANTIZERS) + [n for n in DEQUANTIZERS if n not in QUANTIZERS]
+    return {n: (QUANTIZER_MODULES.get(n, ""), DEQUANTIZER_MODULES.get(n, "")) for n in names}
