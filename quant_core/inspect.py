@@ -2,8 +2,8 @@
 the weight histogram, and the quantization levels of one block. Sampled first, then full."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
