@@ -124,7 +124,9 @@ def _copy_f32(rows: np.ndarray) -> np.ndarray:
 def _check_imatrix(imatrix: npt.ArrayLike | None, n_per_row: int) -> np.ndarray | None:
     if imatrix is None:
         return None
-    qw = np.ascontiguousarray(np.asarray(imatrix, dtype=np.float32).reshape(-1))
+    # a writable copy: the numba type of NO_IMATRIX, so a read-only (loaded) imatrix does not
+    # compile a second specialization of every kernel
+    qw = np.array(imatrix, dtype=np.float32).reshape(-1)
     if qw.shape[0] != n_per_row:
         raise ImatrixError(
             f"importance matrix has {qw.shape[0]} values but rows have {n_per_row} columns"
