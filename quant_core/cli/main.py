@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, str] = {
     "plan": "plan_cmd",
     "stats": "stats_cmd",
     "bench": "bench",
+    "warmup": "warmup_cmd",
 }
 
 

@@ -1,0 +1,33 @@
+"""``quant-explorer warmup``: compile the numba kernels ahead of use, with one progress line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ..warmup import iter_warmup, warmup_order
+
+HELP = "compile the quantization kernels now (they are cached), so no type stalls on first use"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--types", nargs="+", metavar="TYPE", help="types to compile (default: all)")
+    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+
+
+def run(args: argparse.Namespace) -> int:
+    order = warmup_order(args.types)  # unknown names fail here, before anything compiles
+    live = sys.stdout.isatty()
+    start = time.perf_counter()
+    compiled = 0
+    for progress in iter_warmup(order, threads=args.threads):
+        compiled += not progress.cached
+        if live:
+            print(f"\rPreparing kernels… {progress.done}/{progress.total} {progress.type_name:<8}", end="", flush=True)
+    took = time.perf_counter() - start
+    if live:
+        print("\r", end="")
+    already = len(order) - compiled
+    print(f"Kernels ready: {len(order)} type(s), {compiled} compiled, {already} already cached ({took:.1f} s)")
+    return 0

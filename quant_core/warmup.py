@@ -1,0 +1,273 @@
+"""Compile the numba kernels ahead of use, so that no type stalls the first time it is used.
+
+:func:`iter_warmup` calls every type's quantizer and dequantizer, and the statistics kernels,
+on tiny arrays of exactly the numba types the statistics path passes (C-contiguous float32
+rows, writable; importance vector absent or present; read-only memory maps for the float
+sources), so numba compiles them once and stores them in its on-disk cache, from which every
+later process loads them in milliseconds. A marker file per type, in the cache directory and
+stamped with the kernel sources' size and time, says which types are already compiled.
+
+Compiling holds the GIL for long stretches, so a GUI compiles in another process:
+:func:`start_warmup_process` runs ``python -m quant_core.warmup`` and
+:func:`iter_process_progress` reads its progress. Exports from F32 sources and requantization
+of quantized files use read-only variants that are still compiled on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import _numba_cache
+from .errors import QuantError
+from .kernels import QUANTIZERS
+from .kernels._common import first_nonfinite
+from .qtypes import QTYPES, qtype
+from .quantize import dequantize, quantize
+from .reader import _string_spans
+from .stats import StatsAccumulator, weight_histogram
+
+COMMON = "statistics"
+"""Marker name of the type-independent kernels (statistics, header reading, float sources)."""
+_COLS = 256  # a multiple of every block size
+_SOURCE_TYPES = ("F32", "F16", "BF16")
+_PROGRESS = "progress"
+
+
+@dataclass(frozen=True)
+class WarmupProgress:
+    """One type done: ``done`` of ``total``, ``seconds`` spent, ``cached`` if it was compiled before."""
+
+    done: int
+    total: int
+    type_name: str
+    seconds: float
+    cached: bool
+
+    def line(self) -> str:
+        """The machine-readable line ``python -m quant_core.warmup`` prints."""
+        return f"{_PROGRESS} {self.done} {self.total} {self.type_name} {self.seconds:.3f} {int(self.cached)}"
+
+    @classmethod
+    def parse(cls, line: str) -> WarmupProgress | None:
+        """The progress a :meth:`line` holds (None for any other line)."""
+        parts = line.split()
+        if len(parts) != 6 or parts[0] != _PROGRESS:
+            return None
+        try:
+            return cls(int(parts[1]), int(parts[2]), parts[3], float(parts[4]), parts[5] == "1")
+        except ValueError:
+            return None
+
+
+def all_types() -> list[str]:
+    """Every type that has a quantizer, in the type table's order."""
+    return [name for name in QTYPES if name in QUANTIZERS]
+
+
+def warmup_order(types: Sequence[str] | None = None, first: Sequence[str] = ()) -> list[str]:
+    """``types`` (default: all) by canonical name, those in ``first`` first; unknown names raise."""
+    chosen = [qtype(t).name for t in types] if types else all_types()
+    wanted = [qtype(t).name for t in first]
+    head = [t for t in dict.fromkeys(wanted) if t in chosen]
+    return head + [t for t in dict.fromkeys(chosen) if t not in head]
+
+
+# --- markers ------------------------------------------------------------------------------------
+
+
+def marker_dir() -> Path | None:
+    """Where the per-type markers live: inside numba's cache directory (None: no markers)."""
+    cache = _numba_cache.cache_dir()
+    return None if cache is None else cache / "warm"
+
+
+def source_stamp() -> str:
+    """Size and modification time of the kernel sources: numba recompiles when these change."""
+    digest = hashlib.sha256()
+    for path in _numba_cache.kernel_source_files():
+        st = path.stat()
+        digest.update(f"{path.name} {st.st_size} {st.st_mtime!r}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def is_warm(name: str) -> bool:
+    """True when ``name`` (a type or :data:`COMMON`) was compiled into the current cache."""
+    folder = marker_dir()
+    try:
+        return folder is not None and (folder / name).read_text() == source_stamp()
+    except OSError:
+        return False
+
+
+def cold_types(types: Sequence[str] | None = None) -> list[str]:
+    """The types (default: all) whose kernels are not in the cache yet; all of them when the
+    statistics kernels are not."""
+    order = warmup_order(types)
+    if not is_warm(COMMON):
+        return order
+    return [t for t in order if not is_warm(t)]
+
+
+def _mark_warm(name: str) -> None:
+    folder = marker_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(source_stamp())
+    except OSError:
+        pass  # a read-only cache still serves kernels: only the skip next time is lost
+
+
+# --- compiling ---------------------------------------------------------------------------------
+
+
+def _sample(rows: int = 2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(4.0, size=(rows, _COLS)).astype(np.float32) * np.float32(0.02)
+    w = (rng.gamma(2.0, 0.5, size=_COLS) + 1e-3).astype(np.float32)
+    return x, w
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def _warm_common(threads: int | None) -> None:
+    """Statistics, non-finite check, header string scan and the float source readers."""
+    x, w = _sample()
+    for weights in (None, w):
+        acc = StatsAccumulator(weights)
+        acc.add(x, x * np.float32(0.5))
+        other = StatsAccumulator(weights)
+        other.add(x, x)
+        acc.merge(other)
+        acc.result()
+    weight_histogram(x)
+    first_nonfinite(x)
+    first_nonfinite(_readonly(x))
+    for name in _SOURCE_TYPES:  # a model's rows: fancy-indexed copies and read-only memory maps
+        q = quantize(x, name, threads=threads)
+        dequantize(q, name, _COLS, threads=threads)
+        dequantize(_readonly(q), name, _COLS, threads=threads)
+    _warm_reader()
+
+
+def _warm_reader() -> None:
+    """The GGUF header's string scan runs on the file's read-only memory map."""
+    with tempfile.TemporaryDirectory(prefix="quant-explorer-") as tmp:
+        path = Path(tmp) / "strings.bin"
+        path.write_bytes(np.array([1], dtype="<u8").tobytes() + b"a")
+        data = np.memmap(path, mode="r")
+        _string_spans(data, 0, 1)
+        del data
+
+
+def _warm_type(name: str, threads: int | None) -> None:
+    """Quantize and dequantize a few rows, without and with an importance matrix."""
+    qt = qtype(name)
+    x, w = _sample()
+    for weights in (None, _readonly(w)):  # a loaded imatrix is read-only
+        if weights is None and qt.ggml_requires_imatrix:
+            continue
+        q = quantize(x, qt, imatrix=weights, threads=threads)
+        dequantize(q, qt, _COLS, threads=threads)
+        quantize(x[:1], qt, imatrix=weights, threads=threads)  # the inspector's one-row call
+
+
+def iter_warmup(
+    types: Sequence[str] | None = None,
+    first: Sequence[str] = (),
+    threads: int | None = None,
+) -> Iterator[WarmupProgress]:
+    """Compile the kernels of ``types`` (default: every type), ``first`` ones first.
+
+    Yields one :class:`WarmupProgress` per type; a type already compiled into the current
+    cache is skipped (``cached``). The type-independent kernels are compiled before the first
+    type that needs compiling. Stop iterating (or ``close()``) to cancel between two types.
+    """
+    order = warmup_order(types, first)
+    for done, name in enumerate(order, start=1):
+        start = time.perf_counter()
+        cached = is_warm(name) and is_warm(COMMON)
+        if not cached:
+            if not is_warm(COMMON):
+                _warm_common(threads)
+                _mark_warm(COMMON)
+            _warm_type(name, threads)
+            _mark_warm(name)
+        yield WarmupProgress(done, len(order), name, time.perf_counter() - start, cached)
+
+
+# --- in another process ------------------------------------------------------------------------
+
+
+def start_warmup_process(
+    types: Sequence[str] | None = None, first: Sequence[str] = (), nice: int = 10
+) -> subprocess.Popen[str]:
+    """Run ``python -m quant_core.warmup`` on the same cache, at lower priority; read it with
+    :func:`iter_process_progress`."""
+    cmd = [sys.executable, "-m", "quant_core.warmup", "--nice", str(nice)]
+    if types:
+        cmd += ["--types", *warmup_order(types)]
+    if first:
+        cmd += ["--first", *warmup_order(first)]
+    env = dict(os.environ)
+    cache = _numba_cache.cache_dir()
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = str(cache)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env, bufsize=1
+    )
+
+
+def iter_process_progress(proc: subprocess.Popen[str]) -> Iterator[WarmupProgress]:
+    """The progress a warm-up process prints, until it ends; closing this stops the process.
+
+    Raises QuantError (one line) when the process fails.
+    """
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            progress = WarmupProgress.parse(line)
+            if progress is not None:
+                yield progress
+        if proc.wait() != 0:
+            raise QuantError(f"kernel warm-up process exited with status {proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m quant_core.warmup [--types T ...] [--first T ...]``: one progress line per type."""
+    p = argparse.ArgumentParser(prog="python -m quant_core.warmup", description=main.__doc__)
+    p.add_argument("--types", nargs="+", metavar="TYPE", help="types to compile (default: all)")
+    p.add_argument("--first", nargs="+", default=[], metavar="TYPE", help="types to compile first")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--nice", type=int, default=0, help="lower this process's priority by N")
+    args = p.parse_args(argv)
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)
+    for progress in iter_warmup(args.types, args.first, args.threads):
+        print(progress.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
