@@ -218,8 +218,11 @@ def iter_warmup(
 def start_warmup_process(
     types: Sequence[str] | None = None, first: Sequence[str] = (), nice: int = 10
 ) -> subprocess.Popen[str]:
-    """Run ``python -m quant_core.warmup`` on the same cache, at lower priority; read it with
-    :func:`iter_process_progress`."""
+    """Run ``python -m quant_core.warmup`` on the same cache; read it with :func:`iter_process_progress`.
+
+    The process runs at normal priority until the ``first`` types are compiled (someone waits
+    for them), then ``nice`` steps lower.
+    """
     cmd = [sys.executable, "-m", "quant_core.warmup", "--nice", str(nice)]
     if types:
         cmd += ["--types", *warmup_order(types)]
@@ -260,13 +263,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--types", nargs="+", metavar="TYPE", help="types to compile (default: all)")
     p.add_argument("--first", nargs="+", default=[], metavar="TYPE", help="types to compile first")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--nice", type=int, default=0, help="lower this process's priority by N")
+    p.add_argument("--nice", type=int, default=0, help="lower the priority by N once the --first types are done")
     args = p.parse_args(argv)
-    if args.nice and hasattr(os, "nice"):
-        os.nice(args.nice)
+    n_first = len(set(warmup_order(args.first)) & set(warmup_order(args.types))) if args.first else 0
+    if not n_first:
+        _lower_priority(args.nice)
     for progress in iter_warmup(args.types, args.first, args.threads):
         print(progress.line(), flush=True)
+        if progress.done == n_first:
+            _lower_priority(args.nice)
     return 0
+
+
+def _lower_priority(steps: int) -> None:
+    if steps > 0 and hasattr(os, "nice"):
+        os.nice(steps)
 
 
 if __name__ == "__main__":

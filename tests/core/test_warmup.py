@@ -111,6 +111,14 @@ def test_progress_lines_round_trip() -> None:
     assert warmup.WarmupProgress.parse("progress 1 x Q4_K 0.1 0") is None
 
 
+def test_module_main_prints_one_parsable_line_per_type(
+    markers: Path, fake_compile: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert warmup.main(["--types", "Q8_0", "q4_0", "--first", "Q4_0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [warmup.WarmupProgress.parse(line).type_name for line in lines] == ["Q4_0", "Q8_0"]
+
+
 def _fake_child(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
 
