@@ -10,6 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
+	$(APP) warmup  # compile the kernels now (cached): no first-use stall in the app
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
