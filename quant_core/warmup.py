@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -39,8 +40,8 @@ from .stats import StatsAccumulator, weight_histogram
 
 COMMON = "statistics"
 """Marker name of the type-independent kernels (statistics, header reading, float sources)."""
-_COLS = 256  # a multiple of every block size
-_SOURCE_TYPES = ("F32", "F16", "BF16")
+_COLS = math.lcm(*(q.block_size for q in QTYPES.values()))  # a multiple of every block size
+_SOURCE_TYPES = tuple(name for name, q in QTYPES.items() if q.is_float)
 _PROGRESS = "progress"
 
 
