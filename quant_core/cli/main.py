@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, str] = {
     "quantize": "quantize_cmd",
     "plan": "plan_cmd",
     "stats": "stats_cmd",
+    "eval": "eval_cmd",
     "bench": "bench",
     "warmup": "warmup_cmd",
 }

@@ -1,0 +1,34 @@
+"""Model quality of a quantization, measured as ``llama-perplexity --kl-divergence`` does.
+
+Needs the optional runtime (``pip install 'quant-explorer[quality]'``, llama-cpp-python); every
+other part of quant_core works without it. Entry points are generators (progress, then a
+:class:`QualityReport`; stop iterating to cancel):
+
+* :func:`iter_quality` -- a candidate GGUF against a base GGUF;
+* :func:`iter_plan_quality` -- a plan, exported to a temporary file and measured.
+"""
+
+from __future__ import annotations
+
+from .cache import cache_dir
+from .errors import INSTALL_HINT, BaseFileError, QualityError, RuntimeMissingError
+from .measure import QualityProgress, iter_base_pass, iter_candidate_pass, iter_quality, read_text_file
+from .plan_quality import iter_plan_quality
+from .runtime import runtime_available
+from .stats import QualityReport
+
+__all__ = [
+    "INSTALL_HINT",
+    "BaseFileError",
+    "QualityError",
+    "QualityProgress",
+    "QualityReport",
+    "RuntimeMissingError",
+    "cache_dir",
+    "iter_base_pass",
+    "iter_candidate_pass",
+    "iter_plan_quality",
+    "iter_quality",
+    "read_text_file",
+    "runtime_available",
+]
