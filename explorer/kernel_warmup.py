@@ -32,11 +32,15 @@ def _wait_for(event: threading.Event, stop: threading.Event) -> Iterator[None]:
 
 
 def plan_types(session: ExplorerSession) -> list[str]:
-    """The quantized types of the session's plan, most used first."""
+    """The types the statistics of the session's plan use, most used first: the source tensors'
+    types (their rows are read through them), then the planned ones."""
     if session.plan is None:
         return []
-    counts = Counter(tp.type for tp in session.plan.tensors if tp.quantizable)
-    return [name for name, _ in counts.most_common()]
+    tensors = [tp for tp in session.plan.tensors if tp.quantizable]
+    sources = Counter(tp.source.src_type for tp in tensors)
+    planned = Counter(tp.type for tp in tensors)
+    names = [name for name, _ in sources.most_common()] + [name for name, _ in planned.most_common()]
+    return list(dict.fromkeys(names))
 
 
 class KernelWarmup(QObject):

@@ -39,9 +39,8 @@ from .reader import _string_spans
 from .stats import StatsAccumulator, weight_histogram
 
 COMMON = "statistics"
-"""Marker name of the type-independent kernels (statistics, header reading, float sources)."""
+"""Marker name of the type-independent kernels (statistics, header reading)."""
 _COLS = math.lcm(*(q.block_size for q in QTYPES.values()))  # a multiple of every block size
-_SOURCE_TYPES = tuple(name for name, q in QTYPES.items() if q.is_float)
 _PROGRESS = "progress"
 
 
@@ -148,7 +147,7 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def _warm_common(threads: int | None) -> None:
-    """Statistics, non-finite check, header string scan and the float source readers."""
+    """What statistics need whatever the types: error and weight histograms, non-finite check."""
     x, w = _sample()
     for weights in (None, w):
         acc = StatsAccumulator(weights)
@@ -159,11 +158,6 @@ def _warm_common(threads: int | None) -> None:
         acc.result()
     weight_histogram(x)
     first_nonfinite(x)
-    first_nonfinite(_readonly(x))
-    for name in _SOURCE_TYPES:  # a model's rows: fancy-indexed copies and read-only memory maps
-        q = quantize(x, name, threads=threads)
-        dequantize(q, name, _COLS, threads=threads)
-        dequantize(_readonly(q), name, _COLS, threads=threads)
     _warm_reader()
 
 
@@ -178,7 +172,8 @@ def _warm_reader() -> None:
 
 
 def _warm_type(name: str, threads: int | None) -> None:
-    """Quantize and dequantize a few rows, without and with an importance matrix."""
+    """Quantize and dequantize a few rows, without and with an importance matrix; a float type
+    also reads rows from a read-only memory map (a model's source tensors during export)."""
     qt = qtype(name)
     x, w = _sample()
     for weights in (None, _readonly(w)):  # a loaded imatrix is read-only
@@ -187,6 +182,9 @@ def _warm_type(name: str, threads: int | None) -> None:
         q = quantize(x, qt, imatrix=weights, threads=threads)
         dequantize(q, qt, _COLS, threads=threads)
         quantize(x[:1], qt, imatrix=weights, threads=threads)  # the inspector's one-row call
+    if qt.is_float:
+        dequantize(_readonly(q), qt, _COLS, threads=threads)
+        first_nonfinite(_readonly(x))
 
 
 def iter_warmup(

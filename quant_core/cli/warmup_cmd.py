@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     if live:
         print("\r", end="")
     already = len(order) - compiled
-    print(f"Kernels ready: {len(order)} type(s), {compiled} compiled, {already} already cached ({took:.1f} s)")
+    print(f"Kernels ready: {len(order)} type(s), {compiled} prepared now, {already} already cached ({took:.1f} s)")
     return 0

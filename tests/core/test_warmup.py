@@ -78,7 +78,7 @@ def test_closing_the_generator_cancels_between_types(markers: Path, fake_compile
 def test_statistics_of_a_model_reuse_the_warmed_kernels(tmp_path: Path, markers: Path) -> None:
     """After the warm-up, the statistics path (F16 source rows, imatrix absent and present) adds no
     numba specialization: numba's cache then serves every later process without compiling."""
-    list(warmup.iter_warmup(["Q4_K"]))
+    list(warmup.iter_warmup(["F16", "Q4_K"]))  # the model's source type and the planned type
     model = open_model(write_llama_gguf(tmp_path / "m.gguf", 256, 1, 512, 256, 4, 1, tied=False))
     t = model.tensor("blk.0.ffn_down.weight")
     imatrix = np.linspace(0.5, 2.0, t.n_per_row, dtype=np.float32)

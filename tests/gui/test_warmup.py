@@ -57,7 +57,7 @@ def _window(qtbot, session: ExplorerSession) -> tuple[QMainWindow, KernelWarmup]
 
 
 def test_status_bar_shows_progress_and_statistics_wait_for_the_plans_types(qtbot, session, fake_process) -> None:
-    assert plan_types(session)[:2] == ["Q4_K", "Q6_K"]  # the small model's Q4_K_M plan
+    assert plan_types(session)[:3] == ["F16", "Q4_K", "Q6_K"]  # the small F16 model's Q4_K_M plan
     wait_idle(qtbot, session)  # kernels compiled once: from here only the gate can hold statistics back
     _, warmup = _window(qtbot, session)
     assert warmup.start()
