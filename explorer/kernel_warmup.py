@@ -1,10 +1,10 @@
 """Compile cold numba kernels in the background when the window opens, with progress in the status bar.
 
 Compiling in this process would hold the GIL for up to half a second at a time (the window
-would stutter), so another process compiles (``python -m quant_core.warmup``) into the shared
-on-disk cache, the current plan's types first, and a pool thread reads its progress. Until
-those types are ready a gate job holds the session's job queue, so statistics load the
-compiled kernels instead of compiling them a second time here.
+would stutter), so other processes, one per core, compile into the shared on-disk cache
+(``python -m quant_core.warmup``), the current plan's types first, and a pool thread reads
+their progress. Until those types are ready a gate job holds the session's job queue, so
+statistics load the compiled kernels instead of compiling them a second time here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from collections.abc import Iterator, Sequence
 from PySide6.QtCore import QObject, QThreadPool
 from PySide6.QtWidgets import QLabel, QMainWindow
 
-from quant_core.warmup import WarmupProgress, cold_types, iter_process_progress, start_warmup_process
+from quant_core.warmup import (
+    WarmupProgress,
+    cold_types,
+    iter_processes_progress,
+    start_warmup_processes,
+    stop_processes,
+)
 
 from .session import ExplorerSession
 from .workers import GeneratorWorker
@@ -64,27 +70,27 @@ class KernelWarmup(QObject):
         self.last: WarmupProgress | None = None
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._proc: subprocess.Popen[str] | None = None
+        self._procs: list[subprocess.Popen[str]] = []
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._reader: GeneratorWorker | None = None
-        self._n_first = 0
+        self._waiting: set[str] = set()
         self._done = False
 
     @property
     def running(self) -> bool:
         """A warm-up process was started and has not finished."""
-        return self._proc is not None and not self._done
+        return bool(self._procs) and not self._done
 
     def start(self) -> bool:
         """Start compiling what is not cached yet; False when every kernel already is."""
         cold = cold_types(self.types)
-        if not cold or self._proc is not None:
+        if not cold or self._procs:
             return False
         first = [t for t in plan_types(self.session) if t in cold]
-        self._n_first = len(first)
-        self._proc = proc = start_warmup_process(cold, first)
-        reader = GeneratorWorker(lambda: iter_process_progress(proc))
+        self._waiting = set(first)
+        self._procs = procs = start_warmup_processes(cold, first)
+        reader = GeneratorWorker(lambda: iter_processes_progress(procs, len(cold)))
         reader.signals.yielded.connect(self._on_progress)
         reader.signals.errored.connect(self._on_error)
         reader.signals.finished.connect(self._on_finished)
@@ -96,16 +102,16 @@ class KernelWarmup(QObject):
         return True
 
     def stop(self) -> None:
-        """Stop the warm-up process (what it compiled stays cached) and release the session."""
+        """Stop the warm-up processes (what they compiled stays cached) and release the session."""
         self._stop.set()
         self._ready.set()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
+        stop_processes(self._procs)
         self._pool.waitForDone(5000)
 
     def _on_progress(self, progress: WarmupProgress) -> None:
         self.last = progress
-        if progress.done >= self._n_first:
+        self._waiting.discard(progress.type_name)
+        if not self._waiting:
             self._ready.set()
         self._show(f"Preparing kernels… {progress.done}/{progress.total}")
 

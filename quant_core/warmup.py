@@ -7,9 +7,9 @@ sources), so numba compiles them once and stores them in its on-disk cache, from
 later process loads them in milliseconds. A marker file per type, in the cache directory and
 stamped with the kernel sources' size and time, says which types are already compiled.
 
-Compiling holds the GIL for long stretches, so a GUI compiles in another process:
-:func:`start_warmup_process` runs ``python -m quant_core.warmup`` and
-:func:`iter_process_progress` reads its progress. Exports from F32 sources and requantization
+Compiling holds the GIL for long stretches and uses one core, so :func:`start_warmup_processes`
+compiles in other processes, one per core (``python -m quant_core.warmup``), and
+:func:`iter_processes_progress` reads their progress. Exports from F32 sources and requantization
 of quantized files use read-only variants that are still compiled on first use.
 """
 
@@ -19,12 +19,14 @@ import argparse
 import hashlib
 import math
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -191,19 +193,21 @@ def iter_warmup(
     types: Sequence[str] | None = None,
     first: Sequence[str] = (),
     threads: int | None = None,
+    common: bool = True,
 ) -> Iterator[WarmupProgress]:
     """Compile the kernels of ``types`` (default: every type), ``first`` ones first.
 
     Yields one :class:`WarmupProgress` per type; a type already compiled into the current
     cache is skipped (``cached``). The type-independent kernels are compiled before the first
-    type that needs compiling. Stop iterating (or ``close()``) to cancel between two types.
+    type that needs compiling (unless ``common`` is False: another process does them). Stop
+    iterating (or ``close()``) to cancel between two types.
     """
     order = warmup_order(types, first)
     for done, name in enumerate(order, start=1):
         start = time.perf_counter()
-        cached = is_warm(name) and is_warm(COMMON)
+        cached = is_warm(name) and (is_warm(COMMON) or not common)
         if not cached:
-            if not is_warm(COMMON):
+            if common and not is_warm(COMMON):
                 _warm_common(threads)
                 _mark_warm(COMMON)
             _warm_type(name, threads)
@@ -211,49 +215,76 @@ def iter_warmup(
         yield WarmupProgress(done, len(order), name, time.perf_counter() - start, cached)
 
 
-# --- in another process ------------------------------------------------------------------------
+# --- in other processes -----------------------------------------------------------------------
 
 
-def start_warmup_process(
-    types: Sequence[str] | None = None, first: Sequence[str] = (), nice: int = 10
-) -> subprocess.Popen[str]:
-    """Run ``python -m quant_core.warmup`` on the same cache; read it with :func:`iter_process_progress`.
+def start_warmup_processes(
+    types: Sequence[str] | None = None, first: Sequence[str] = (), jobs: int | None = None, nice: int = 10
+) -> list[subprocess.Popen[str]]:
+    """Compile ``types`` (default: all) in ``jobs`` processes at once (default: one per core).
 
-    The process runs at normal priority until the ``first`` types are compiled (someone waits
-    for them), then ``nice`` steps lower.
+    numba compiles on one core, so the types are dealt out round-robin, ``first`` ones first;
+    the first process also compiles the shared kernels. Each process runs at normal priority
+    until its ``first`` types are done, then ``nice`` steps lower. Read their progress with
+    :func:`iter_processes_progress` (``len(warmup_order(types))`` in all).
     """
-    cmd = [sys.executable, "-m", "quant_core.warmup", "--nice", str(nice)]
-    if types:
-        cmd += ["--types", *warmup_order(types)]
-    if first:
-        cmd += ["--first", *warmup_order(first)]
+    order = warmup_order(types, first)
+    wanted = set(warmup_order(first)) if first else set()
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(order)))
     env = dict(os.environ)
     cache = _numba_cache.cache_dir()
-    if cache is not None:
+    if cache is not None:  # the very cache this process uses, even if it was set in code
         env["NUMBA_CACHE_DIR"] = str(cache)
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env, bufsize=1
-    )
+    procs = []
+    for job in range(jobs):
+        group = order[job::jobs]
+        cmd = [sys.executable, "-m", "quant_core.warmup", "--nice", str(nice), "--types", *group]
+        cmd += ["--first", *[t for t in group if t in wanted]] if wanted & set(group) else []
+        cmd += [] if job == 0 else ["--no-common"]
+        procs.append(
+            subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, env=env
+            )
+        )
+    return procs
 
 
-def iter_process_progress(proc: subprocess.Popen[str]) -> Iterator[WarmupProgress]:
-    """The progress a warm-up process prints, until it ends; closing this stops the process.
-
-    Raises QuantError (one line) when the process fails.
-    """
-    assert proc.stdout is not None
+def iter_processes_progress(procs: Sequence[subprocess.Popen[str]], total: int) -> Iterator[WarmupProgress]:
+    """The progress the warm-up processes print, counted together (``done`` of ``total``), until
+    they all end; closing this stops them. Raises QuantError (one line) when one fails."""
+    lines: queue.Queue[str | None] = queue.Queue()
+    for proc in procs:
+        threading.Thread(target=_pump, args=(proc, lines), daemon=True).start()
     try:
-        for line in proc.stdout:
-            progress = WarmupProgress.parse(line)
-            if progress is not None:
-                yield progress
-        if proc.wait() != 0:
-            raise QuantError(f"kernel warm-up process exited with status {proc.returncode}")
+        done, running = 0, len(procs)
+        while running:
+            line = lines.get()
+            if line is None:
+                running -= 1
+            elif (progress := WarmupProgress.parse(line)) is not None:
+                done += 1
+                yield replace(progress, done=done, total=total)
+        failed = [code for code in (proc.wait() for proc in procs) if code != 0]
+        if failed:
+            raise QuantError(f"kernel warm-up process exited with status {failed[0]}")
     finally:
+        stop_processes(procs)
+
+
+def stop_processes(procs: Sequence[subprocess.Popen[str]]) -> None:
+    """Kill the warm-up processes still running (what they compiled stays cached)."""
+    for proc in procs:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-        proc.stdout.close()
+
+
+def _pump(proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
+    assert proc.stdout is not None
+    with proc.stdout:
+        for line in proc.stdout:
+            lines.put(line)
+    lines.put(None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -263,11 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--first", nargs="+", default=[], metavar="TYPE", help="types to compile first")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--nice", type=int, default=0, help="lower the priority by N once the --first types are done")
+    p.add_argument("--no-common", action="store_true", help="leave the shared kernels to another process")
     args = p.parse_args(argv)
     n_first = len(set(warmup_order(args.first)) & set(warmup_order(args.types))) if args.first else 0
     if not n_first:
         _lower_priority(args.nice)
-    for progress in iter_warmup(args.types, args.first, args.threads):
+    for progress in iter_warmup(args.types, args.first, args.threads, common=not args.no_common):
         print(progress.line(), flush=True)
         if progress.done == n_first:
             _lower_priority(args.nice)

@@ -6,14 +6,14 @@ import argparse
 import sys
 import time
 
-from ..warmup import iter_warmup, warmup_order
+from ..warmup import iter_processes_progress, start_warmup_processes, warmup_order
 
 HELP = "compile the quantization kernels now (they are cached), so no type stalls on first use"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--types", nargs="+", metavar="TYPE", help="types to compile (default: all)")
-    parser.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    parser.add_argument("--jobs", type=int, default=None, help="processes compiling at once (default: one per core)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty()
     start = time.perf_counter()
     compiled = 0
-    for progress in iter_warmup(order, threads=args.threads):
+    procs = start_warmup_processes(order, jobs=args.jobs, nice=0)
+    for progress in iter_processes_progress(procs, len(order)):
         compiled += not progress.cached
         if live:
             print(f"\rPreparing kernels… {progress.done}/{progress.total} {progress.type_name:<8}", end="", flush=True)

@@ -123,25 +123,36 @@ def _fake_child(script: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
 
 
-def test_closing_the_process_reader_stops_the_process() -> None:
-    proc = _fake_child("import time\nprint('progress 1 3 Q8_0 0.5 0', flush=True)\ntime.sleep(60)")
-    reader = warmup.iter_process_progress(proc)
-    assert next(reader) == warmup.WarmupProgress(1, 3, "Q8_0", 0.5, False)
+def test_progress_of_several_processes_is_counted_together() -> None:
+    procs = [_fake_child("print('progress 1 1 Q8_0 0.5 0')"), _fake_child("print('progress 1 1 Q4_0 0.5 1')")]
+    progress = list(warmup.iter_processes_progress(procs, 2))
+    assert sorted(p.type_name for p in progress) == ["Q4_0", "Q8_0"]
+    assert [(p.done, p.total) for p in progress] == [(1, 2), (2, 2)]
+
+
+def test_closing_the_progress_reader_stops_the_processes() -> None:
+    procs = [_fake_child("import time\nprint('progress 1 3 Q8_0 0.5 0', flush=True)\ntime.sleep(60)")]
+    procs.append(_fake_child("import time\ntime.sleep(60)"))
+    reader = warmup.iter_processes_progress(procs, 4)
+    assert next(reader) == warmup.WarmupProgress(1, 4, "Q8_0", 0.5, False)
     reader.close()
-    assert proc.poll() is not None
+    assert all(proc.poll() is not None for proc in procs)
 
 
 def test_a_failing_process_is_reported() -> None:
-    proc = _fake_child("print('progress 1 2 Q8_0 0.5 0')\nraise SystemExit(3)")
+    procs = [_fake_child("print('progress 1 2 Q8_0 0.5 0')\nraise SystemExit(3)")]
     with pytest.raises(QuantError, match="status 3"):
-        list(warmup.iter_process_progress(proc))
+        list(warmup.iter_processes_progress(procs, 2))
 
 
-def test_the_warmup_process_compiles_into_the_shared_cache() -> None:
-    proc = warmup.start_warmup_process(["Q8_0", "Q4_0"], first=["Q4_0"], nice=0)
-    progress = list(warmup.iter_process_progress(proc))
-    assert [(p.done, p.total, p.type_name) for p in progress] == [(1, 2, "Q4_0"), (2, 2, "Q8_0")]
-    assert warmup.cold_types(["Q8_0", "Q4_0"]) == []  # its markers are in this process's cache
+def test_processes_share_out_the_types_and_compile_into_the_shared_cache() -> None:
+    types = ["Q8_0", "Q4_0", "Q5_0"]
+    procs = warmup.start_warmup_processes(types, first=["Q5_0"], jobs=2, nice=0)
+    assert len(procs) == 2 and sum("--no-common" in proc.args for proc in procs) == 1
+    progress = list(warmup.iter_processes_progress(procs, len(types)))
+    assert sorted(p.type_name for p in progress) == sorted(types)
+    assert [p.done for p in progress] == [1, 2, 3] and {p.total for p in progress} == {3}
+    assert warmup.cold_types(types) == []  # their markers are in this process's cache
 
 
 def test_cli_warmup_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:

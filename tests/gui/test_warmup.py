@@ -35,15 +35,15 @@ def fake_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     files = {step: tmp_path / f"go{step}" for step in ("1", "3")}
     started: list[subprocess.Popen[str]] = []
 
-    def start(types, first, nice=10):
+    def start(types, first):
         order = ",".join(warmup_order(types, first))
         args = [f"{step}={path}" for step, path in files.items()]
         proc = subprocess.Popen([sys.executable, "-c", _FAKE, order, *args], stdout=subprocess.PIPE, text=True)
         started.append(proc)
-        return proc
+        return [proc]
 
     monkeypatch.setattr(kernel_warmup, "cold_types", lambda types=None: ["Q8_0", "Q4_K", "Q6_K"])
-    monkeypatch.setattr(kernel_warmup, "start_warmup_process", start)
+    monkeypatch.setattr(kernel_warmup, "start_warmup_processes", start)
     files["started"] = started  # type: ignore[assignment]
     return files
 
