@@ -9,8 +9,8 @@ GUI's clicks produce) are applied last and change only the tensor they name. Eac
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping
 
 from . import reasons
 from .errors import QuantError
@@ -227,8 +227,11 @@ def build_plan(
     return with_explicit(plan, explicit or {})
 
 
-def with_explicit(plan: Plan, explicit: Mapping[str, str]) -> Plan:
-    """The plan with explicit per-tensor types on top (only the named tensors change)."""
+def with_explicit(plan: Plan, explicit: Mapping[str, str], auto_mixed: Collection[str] = ()) -> Plan:
+    """The plan with explicit per-tensor types on top (only the named tensors change).
+
+    Names in ``auto_mixed`` were chosen by the auto-mix search: their reason kind is AUTO_MIX.
+    """
     explicit = {name: parse_type(t) for name, t in explicit.items()}
     names = {tp.name for tp in plan.tensors}
     unknown = sorted(set(explicit) - names)
@@ -245,7 +248,8 @@ def with_explicit(plan: Plan, explicit: Mapping[str, str]) -> Plan:
         if problem:
             raise PlanError(f"{tp.name}: {problem}")
         needs = _requires_imatrix(tp.name, chosen, plan.file_type.name)
-        out.append(replace(tp, type=chosen, why=reasons.EXPLICIT, requires_imatrix=needs))
+        why = reasons.AUTO_MIX if tp.name in auto_mixed else reasons.EXPLICIT
+        out.append(replace(tp, type=chosen, why=why, requires_imatrix=needs))
     return replace(plan, tensors=tuple(out), explicit=dict(explicit))
 
 
