@@ -11,6 +11,7 @@ from ..ftypes import file_type
 from ..model import MetaField, Model, open_model
 from ..plan import Plan, PlanError, QuantOptions, build_plan, parse_tensor_type, parse_type
 from ..recipe import Recipe
+from .target import apply_target
 
 
 def add_quant_options(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +105,7 @@ def open_and_plan(args: argparse.Namespace, preset: str | None) -> tuple[Model, 
     model = open_model(args.input)
     imatrix, keys = load_imatrix(recipe.options)
     plan = build_plan(model, recipe.options, recipe.explicit)
+    plan = apply_target(args, model, plan, imatrix, keys)  # auto-mix, when a budget flag is given
     return model, plan, imatrix, keys
 
 

@@ -7,12 +7,14 @@ import json
 from ..size import project_size
 from .options import add_quant_options, open_and_plan
 from .report import print_plan_table
+from .target import add_target_options
 
 HELP = "show the per-tensor plan of a preset (types, bytes, reasons) and the exact file size"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quant_options(parser)
+    add_target_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("input", metavar="INPUT.gguf")
     parser.add_argument("preset", metavar="PRESET")

@@ -14,12 +14,14 @@ from ..size import project_size
 from ..verify import verify_written
 from .options import add_quant_options, open_and_plan
 from .report import print_plan_table
+from .target import add_target_options
 
 HELP = "quantize a GGUF model like llama-quantize: INPUT [OUTPUT] PRESET [NTHREADS]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quant_options(parser)
+    add_target_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan and sizes, write nothing")
     parser.add_argument("positionals", nargs="+", metavar="INPUT [OUTPUT] PRESET [NTHREADS]")
 
