@@ -13,7 +13,8 @@ The solver is exact in practice and says so when it is:
    the reduced costs ``r_io = c_io + lam * w_io - min_o(...) >= 0``. Only options whose reduced
    cost is below the gap ``upper - lower`` can appear in a better solution, so a depth-first
    dynamic programme over those few options (the Pareto front of partial byte/cost sums, pruned
-   by feasibility and by the bound) proves the optimum. If the front exceeds its state limit,
+   by feasibility and by the bound) proves the optimum. A first pass keeping only the most
+   promising states finds a near-optimal answer cheaply; its smaller gap shrinks the exact pass. If the front exceeds its state limit,
    the greedy solution is returned with ``exact=False`` and the certified gap
    ``cost - lower_bound``.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STATE_LIMIT = 200_000
+BEAM_WIDTH = 64
 _EPS = 1e-12
 
 
@@ -185,8 +187,9 @@ class _Search:
         gap = self.best_cost - self.lower
         if self.lam == 0.0 or gap <= _EPS * max(1.0, abs(self.best_cost)):
             return self._solution(exact=True)
-        fixed, free = self._split(gap)
-        exact = self._merge(fixed, free)
+        # a narrow pass first: a near-optimal answer shrinks the gap, hence the exact pass's work
+        self._merge(*self._split(gap), beam=BEAM_WIDTH)
+        exact = self._merge(*self._split(self.best_cost - self.lower))
         return self._solution(exact)
 
     def _split(self, gap: float) -> tuple[dict[int, int], list[tuple[int, np.ndarray]]]:
@@ -204,17 +207,24 @@ class _Search:
                 free.append((i, ks))
         return fixed, free
 
-    def _merge(self, fixed: dict[int, int], free: list[tuple[int, np.ndarray]]) -> bool:
+    def _merge(self, fixed: dict[int, int], free: list[tuple[int, np.ndarray]], beam: int | None = None) -> bool:
+        """Merge the free items into the Pareto front; True when the front proved the optimum.
+
+        With ``beam``, only that many states (those with the lowest bound) survive each step: a
+        fast heuristic whose answer may improve the best solution but proves nothing.
+        """
         p = self.problem
         base_w = sum(int(p.w[i, k]) for i, k in fixed.items())
         base_c = math.fsum(float(p.c[i, k]) for i, k in fixed.items())
         n = len(free)
         min_rest = np.zeros(n + 1, dtype=np.int64)  # lightest completion of items j..n-1
         best_rest = np.zeros(n + 1)  # cheapest completion, capacity ignored
+        lagr_rest = np.zeros(n + 1)  # sum of min(c + lam * w): with -lam * room, a bound within the room
         for j in range(n - 1, -1, -1):
             i, ks = free[j]
             min_rest[j] = min_rest[j + 1] + int(p.w[i, ks].min())
             best_rest[j] = best_rest[j + 1] + float(p.c[i, ks].min())
+            lagr_rest[j] = lagr_rest[j + 1] + float((p.c[i, ks] + self.lam * p.w[i, ks]).min())
         weights = np.array([base_w], dtype=np.int64)
         costs = np.array([base_c])
         history = []
@@ -223,17 +233,21 @@ class _Search:
             c = (costs[:, None] + p.c[i, ks][None, :]).ravel()
             parent = np.repeat(np.arange(len(weights)), len(ks))
             option = np.tile(ks, len(weights))
-            keep = (w + min_rest[j + 1] <= self.capacity) & (c + best_rest[j + 1] < self.best_cost)
-            w, c, parent, option = w[keep], c[keep], parent[keep], option[keep]
+            bound = c + np.maximum(best_rest[j + 1], lagr_rest[j + 1] - self.lam * (self.capacity - w))
+            keep = (w + min_rest[j + 1] <= self.capacity) & (bound < self.best_cost)
+            w, c, parent, option, bound = w[keep], c[keep], parent[keep], option[keep], bound[keep]
             order = np.lexsort((c, w))
-            w, c, parent, option = w[order], c[order], parent[order], option[order]
+            w, c, parent, option, bound = w[order], c[order], parent[order], option[order], bound[order]
             prior = np.minimum.accumulate(np.concatenate(([np.inf], c[:-1])))
             front = c < prior  # strictly cheaper than every lighter-or-equal state
+            if beam is not None and np.count_nonzero(front) > beam:
+                idx = np.flatnonzero(front)
+                front = idx[np.sort(np.argpartition(bound[idx], beam)[:beam])]
             weights, costs = w[front], c[front]
             history.append((parent[front], option[front]))
             self.nodes += len(weights)
             if len(weights) == 0:
-                return True  # nothing beats the known solution
+                return beam is None  # nothing beats the known solution
             if len(weights) > self.state_limit:
                 return False
         k = int(np.argmin(costs))
@@ -246,7 +260,7 @@ class _Search:
         cost = _cost(self.items, picks)
         if cost < self.best_cost:
             self.best, self.best_cost = picks, cost
-        return True
+        return beam is None
 
     def _solution(self, exact: bool) -> Solution:
         weight = sum(int(it.weights[p]) for it, p in zip(self.items, self.best))
