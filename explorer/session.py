@@ -1,8 +1,12 @@
 """The one object that holds the explorer's state: model, plan inputs, plan, size, statistics.
 
 Widgets never compute: they call session methods and redraw on its signals. Every plan change
-goes through the undo stack; statistics are computed by workers, one job at a time, and a job
-whose plan or selection has changed is cancelled and its late results dropped.
+is worked out completely (options checked, plan and size computed) before it goes on the undo
+stack, so a bad value is refused without changing anything. Statistics are computed by workers,
+one job at a time, and a job whose plan or selection has changed is cancelled and its late
+results dropped; they are kept in one :class:`~explorer.stats_cache.StatisticsCache`, which views
+read through the session. Reading an importance matrix and building the llama-quantize command
+run as light jobs off the GUI thread.
 """
 from __future__ import annotations
 
@@ -17,18 +21,22 @@ from quant_core.errors import QuantError
 from quant_core.evaluate import TensorEvaluation, iter_evaluate
 from quant_core.export import iter_export
 from quant_core.ftypes import file_type
-from quant_core.imatrix import tensor_importance
+from quant_core.imatrix import Imatrix, load_for_quantize, tensor_importance
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem
 from quant_core.qtypes import is_float_type
-from quant_core.recipe import Recipe, llama_quantize_command
+from quant_core.recipe import Recipe, check_options, llama_quantize_command
 from quant_core.size import SizeReport, project_size
 
+from .light_jobs import LightJobs
+from .stats_cache import InspectKey, StatisticsCache
 from .workers import GeneratorWorker, JobRunner
 
 EVAL_DELAY_MS = 150
 COMPARISON_PRESETS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
+COMMAND_OUTPUT = "OUTPUT.gguf"
+ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, exclude filters
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,21 @@ class PlanState:
     @property
     def explicit_map(self) -> dict[str, str]:
         return dict(self.explicit)
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A plan state worked out before it is applied: its importance matrix, plan and size."""
+
+    state: PlanState
+    imatrix: Imatrix | None
+    imatrix_keys: list[MetaField]
+    plan: Plan
+    size: SizeReport
+
+
+def _imatrix_key(options: QuantOptions) -> ImatrixKey | None:
+    return (options.imatrix, options.include_weights, options.exclude_weights) if options.imatrix else None
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,8 @@ class ExplorerSession(QObject):
     inspection_ready = Signal(object)
     selection_changed = Signal(list)
     imatrix_changed = Signal()
+    inspection_failed = Signal(str)
+    command_ready = Signal(str)
     busy_changed = Signal(str)
     error = Signal(str)
 
@@ -103,7 +128,7 @@ class ExplorerSession(QObject):
         self.plan: Plan | None = None
         self.size: SizeReport | None = None
         self.preset_sizes: dict[str, int] = {}
-        self.imatrix: Any | None = None
+        self.imatrix: Imatrix | None = None
         self.imatrix_keys: list[MetaField] = []
         self.selected: list[str] = []
         self.compare_type: str | None = None
@@ -113,16 +138,22 @@ class ExplorerSession(QObject):
         self.sample_rows = 64
         self.undo_stack = QUndoStack(self)
         self.runner = JobRunner(self)
-        self._evaluations: dict[tuple[str, str], TensorEvaluation] = {}
-        self._failures: dict[tuple[str, str], str] = {}
-        self._imatrices: dict[tuple, tuple[Any, list[MetaField]]] = {}
-        self._inspected: tuple | None = None
+        self.light = LightJobs(self)
+        self.stats = StatisticsCache()
+        self._imatrices: dict[ImatrixKey, tuple[Imatrix, list[MetaField]]] = {}
+        self._reading: tuple[ImatrixKey, GeneratorWorker] | None = None
+        self._resolved: _Resolved | None = None
+        self._command: tuple[Plan, str] | None = None
+        self._command_job: GeneratorWorker | None = None
         self._job: GeneratorWorker | None = None
         self._closed = False
         self._generation = 0
         self._timer = QTimer(self, singleShot=True, interval=EVAL_DELAY_MS)
         self._timer.timeout.connect(self._schedule)
         self.busy_changed.connect(lambda text: setattr(self, "busy_text", text))
+        from .quality import QualityTracker  # here: explorer.quality imports PlanState from this module
+
+        self.quality = QualityTracker(self)
 
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | Path) -> bool:
@@ -133,12 +164,12 @@ class ExplorerSession(QObject):
             self.error.emit(str(err))
             return False
         self._cancel_job()
+        self._drop_reading()
         self.model = model
         self.imatrix, self.imatrix_keys = None, []
         self._imatrices.clear()
-        self._evaluations.clear()
-        self._failures.clear()
-        self._inspected = None
+        self._resolved = None
+        self.stats.clear()
         self.selected, self.inspection = [], None
         self.undo_stack.clear()
         # a GUI user who opens an already-quantized file means to requantize it (the Plan panel
@@ -153,17 +184,33 @@ class ExplorerSession(QObject):
 
     # ----- plan changes (all undoable) ----------------------------------------------------
     def set_state(self, state: PlanState, text: str) -> bool:
-        """Validate and apply a new plan state as one undoable step."""
+        """Validate and apply a new plan state as one undoable step.
+
+        An importance matrix not read yet is read in the background first (True: the change is
+        under way); any other problem is reported through ``error`` and nothing changes.
+        """
         if self.model is None or state == self.state:
             return False
+        key = _imatrix_key(state.options)
+        if key is not None and key not in self._imatrices:
+            return self._read_imatrix(key, state, text)
         try:
-            imatrix, _keys = self._imatrix_for(state.options)
-            build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
+            self._resolved = self._resolve(state)
         except QuantError as err:
             self.error.emit(str(err))
             return False
         self.undo_stack.push(_PlanCommand(self, self.state, state, text))
         return True
+
+    def _resolve(self, state: PlanState) -> _Resolved:
+        """Everything ``state`` implies (raises QuantError): computed before anything changes."""
+        assert self.model is not None
+        if self._resolved is not None and self._resolved.state == state:
+            return self._resolved
+        check_options(state.options)
+        imatrix, keys = self._imatrix_for(state.options)
+        plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
+        return _Resolved(state, imatrix, keys, plan, project_size(self.model, plan, keys))
 
     def set_preset(self, preset: str) -> bool:
         name = file_type(preset).name
@@ -198,17 +245,16 @@ class ExplorerSession(QObject):
         return self.set_state(replace(self.state, explicit=explicit), "reset to preset")
 
     def _apply_state(self, state: PlanState, notify: bool = True) -> None:
-        assert self.model is not None
+        """Make ``state`` current (undo/redo of a state that was resolved before cannot fail)."""
+        resolved = self._resolve(state)
+        self._resolved = None
         self.state = state
-        imatrix, keys = self._imatrix_for(state.options)
-        imatrix_changed = imatrix is not self.imatrix
+        imatrix_changed = resolved.imatrix is not self.imatrix
         if imatrix_changed:
-            self.imatrix, self.imatrix_keys = imatrix, keys
-            self._evaluations.clear()
-            self._failures.clear()
-            self._inspected = None
-        self.plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
-        self.size = project_size(self.model, self.plan, self.imatrix_keys)
+            self.imatrix, self.imatrix_keys = resolved.imatrix, resolved.imatrix_keys
+            self.stats.clear()
+        self.plan, self.size = resolved.plan, resolved.size
+        self.inspection = self._cached_inspection()
         if notify:
             self.plan_changed.emit()
             if imatrix_changed:
@@ -228,16 +274,52 @@ class ExplorerSession(QObject):
         """Use (or with None, stop using) an importance matrix: an undoable plan change."""
         return self.set_options("importance matrix" if path else "no importance matrix", imatrix=path or None)
 
-    def _imatrix_for(self, options: QuantOptions) -> tuple[Any | None, list[MetaField]]:
+    def _imatrix_for(self, options: QuantOptions) -> tuple[Imatrix | None, list[MetaField]]:
         """The importance matrix the options name, read once per (path, filters); raises QuantError."""
-        if not options.imatrix:
+        key = _imatrix_key(options)
+        if key is None:
             return None, []
-        key = (options.imatrix, options.include_weights, options.exclude_weights)
         if key not in self._imatrices:
-            from quant_core.imatrix import load_for_quantize
-
             self._imatrices[key] = load_for_quantize(*key)
         return self._imatrices[key]
+
+    def _read_imatrix(self, key: ImatrixKey, state: PlanState, text: str) -> bool:
+        """Read an importance matrix in a light job, then apply ``state`` if nothing changed meanwhile."""
+        if not Path(key[0]).is_file():  # nothing to wait for: the core says why at once
+            try:
+                self._imatrix_for(state.options)
+            except QuantError as err:
+                self.error.emit(str(err))
+                return False
+            return self.set_state(state, text)
+        self._drop_reading()
+        model, base = self.model, self.state
+
+        def done(result: tuple[Imatrix, list[MetaField]]) -> None:
+            self._end_reading()
+            if not self._closed and self.model is model:
+                self._imatrices[key] = result
+                if self.state == base:
+                    self.set_state(state, text)
+
+        def failed(message: str) -> None:
+            self._end_reading()
+            if not self._closed:
+                self.error.emit(message)
+
+        self.busy_changed.emit(f"reading importance matrix {Path(key[0]).name}")
+        self._reading = (key, self.light.run(load_for_quantize, *key, on_result=done, on_error=failed))
+        return True
+
+    def _drop_reading(self) -> None:
+        if self._reading is not None:
+            self.light.drop(self._reading[1])
+            self._end_reading()
+
+    def _end_reading(self) -> None:
+        self._reading = None
+        if self._job is None and not self._closed:
+            self.busy_changed.emit("")
 
     def recipe(self) -> Recipe:
         return Recipe(self.state.options, self.state.explicit_map)
@@ -258,31 +340,73 @@ class ExplorerSession(QObject):
             return False
         return self.set_state(PlanState(recipe.options, tuple(sorted(recipe.explicit.items()))), "load recipe")
 
-    def llama_command(self, output: str = "OUTPUT.gguf") -> str:
+    def llama_command(self, output: str = COMMAND_OUTPUT) -> str:
+        """The llama-quantize command line of the current plan (the last one built, when fresh)."""
         assert self.model is not None and self.plan is not None
+        if output == COMMAND_OUTPUT and self._command is not None and self._command[0] is self.plan:
+            return self._command[1]
         return llama_quantize_command(self.model, self.plan, str(self.model.path), output)
+
+    def request_llama_command(self) -> None:
+        """Build the command line of the current plan in a light job; ``command_ready`` delivers it."""
+        if self.model is None or self.plan is None:
+            return
+        plan = self.plan
+        if self._command is not None and self._command[0] is plan:
+            self.command_ready.emit(self._command[1])
+            return
+
+        def done(text: str) -> None:
+            if not self._closed and plan is self.plan:  # else a newer plan's command is coming
+                self._command = (plan, text)
+                self.command_ready.emit(text)
+
+        self.light.drop(self._command_job)
+        self._command_job = self.light.run(llama_quantize_command, self.model, plan, str(self.model.path),
+                                           COMMAND_OUTPUT, on_result=done, on_error=self._on_light_error)
+
+    def _on_light_error(self, message: str) -> None:
+        if not self._closed:
+            self.error.emit(message)
 
     # ----- selection and statistics -------------------------------------------------------
     def select(self, names: list[str]) -> None:
         if names == self.selected:
             return
         self.selected = list(names)
-        self.inspection = None
-        self._inspected = None
+        self.inspection = self._cached_inspection()
         self.selection_changed.emit(self.selected)
         self._restart_evaluation()
 
     def set_compare_type(self, type_name: str | None) -> None:
         self.compare_type = type_name or None
-        self.inspection = None
-        self._inspected = None
+        self.inspection = self._cached_inspection()
         self._restart_evaluation()
 
     def evaluation(self, name: str) -> TensorEvaluation | None:
         """The best known statistics of a tensor at its planned type (None until computed)."""
         if self.plan is None:
             return None
-        return self._evaluations.get((name, self.plan.tensor(name).type))
+        return self.stats.evaluation(name, self.plan.tensor(name).type)
+
+    def inspection_key(self) -> InspectKey | None:
+        """What the inspector shows: first selected tensor, its planned type, the compared type."""
+        if not self.selected or self.plan is None:
+            return None
+        try:
+            tp = self.plan.tensor(self.selected[0])
+        except QuantError:  # a selection from before the tensors changed
+            return None
+        return (tp.name, tp.type, self.compare_type) if tp.quantizable else None
+
+    def inspection_problem(self) -> str | None:
+        """Why the current inspection failed (one line), or None."""
+        key = self.inspection_key()
+        return None if key is None else self.stats.inspection_failures.get(key)
+
+    def _cached_inspection(self) -> Inspection | None:
+        key = self.inspection_key()
+        return None if key is None else self.stats.inspection(key)
 
     def _restart_evaluation(self) -> None:
         self._cancel_job()
@@ -299,27 +423,22 @@ class ExplorerSession(QObject):
         if self._closed or self.model is None or self.plan is None or (self._job is not None and self._job.running):
             return
         job = self._inspect_job()
-        key = self._inspect_key() if job is not None else None
+        key = self.inspection_key() if job is not None else None
         job = job or self._overview_job()
         if job is None:
-            self.busy_changed.emit("")
+            if self._reading is None:
+                self.busy_changed.emit("")
             return
         self._job = job
         generation = self._generation
         job.signals.yielded.connect(lambda item, g=generation: self._on_result(item, g))
-        job.signals.errored.connect(self._on_job_error)
-        job.signals.finished.connect(lambda g=generation, k=key: self._on_job_finished(g, k))
+        job.signals.errored.connect(lambda message, g=generation, k=key: self._on_job_error(message, g, k))
+        job.signals.finished.connect(lambda g=generation: self._on_job_finished(g))
         self.runner.start(job)
 
-    def _inspect_key(self) -> tuple | None:
-        if not self.selected or self.plan is None:
-            return None
-        tp = self.plan.tensor(self.selected[0])
-        return (tp.name, tp.type, self.compare_type, id(self.imatrix)) if tp.quantizable else None
-
     def _inspect_job(self) -> GeneratorWorker | None:
-        key = self._inspect_key()
-        if key is None or key == self._inspected:
+        key = self.inspection_key()
+        if key is None or self.stats.inspected(key):
             return None
         tp = self.plan.tensor(self.selected[0])  # type: ignore[union-attr]
         model, imatrix, threads = self.model, self.imatrix, self.threads
@@ -332,7 +451,7 @@ class ExplorerSession(QObject):
         assert plan is not None
         missing = [
             tp.name for tp in plan.tensors
-            if tp.quantizable and (tp.name, tp.type) not in self._evaluations and (tp.name, tp.type) not in self._failures
+            if tp.quantizable and not self.stats.known(tp.name, tp.type)
         ]
         if not missing:
             return None
@@ -344,26 +463,31 @@ class ExplorerSession(QObject):
         if self._closed or generation != self._generation:
             return  # stale: the plan or the selection changed since the job started
         if isinstance(item, Inspection):
+            self.stats.add_inspection(item)
             self.inspection = item
             self.inspection_ready.emit(item)
         elif isinstance(item, TensorEvaluation):
-            self._evaluations[(item.name, item.type)] = item
+            self.stats.add_evaluation(item)
             self.stats_updated.emit([item.name])
         elif isinstance(item, EvaluationFailure):
-            self._failures[(item.name, item.type)] = item.message
+            self.stats.add_failure(item.name, item.type, item.message)
             self.error.emit(item.message)
 
-    def _on_job_error(self, message: str) -> None:
-        if not self._closed:
+    def _on_job_error(self, message: str, generation: int, inspect_key: InspectKey | None) -> None:
+        """A failed inspection is shown by the inspector (one line); other failures go to ``error``."""
+        if self._closed:
+            return
+        if inspect_key is None:
             self.error.emit(message)
+        elif generation == self._generation:
+            self.stats.add_inspection_failure(inspect_key, message)
+            self.inspection_failed.emit(message)
 
-    def _on_job_finished(self, generation: int, inspect_key: tuple | None = None) -> None:
+    def _on_job_finished(self, generation: int) -> None:
         if self._closed:
             return
         if generation == self._generation:
             self._job = None
-            if inspect_key is not None:
-                self._inspected = inspect_key
         QTimer.singleShot(0, self, self._schedule)
 
     # ----- export -------------------------------------------------------------------------
@@ -388,8 +512,8 @@ class ExplorerSession(QObject):
 
     @property
     def idle(self) -> bool:
-        """No statistics pending: every job done and none scheduled."""
-        return self._job is None and not self._timer.isActive() and not self.busy_text
+        """Nothing pending: no importance matrix being read, every statistics job done, none scheduled."""
+        return self._reading is None and self._job is None and not self._timer.isActive() and not self.busy_text
 
     def shutdown(self) -> None:
         """Stop all work: used when the window closes (late results are then ignored)."""
@@ -397,4 +521,5 @@ class ExplorerSession(QObject):
         self._timer.stop()
         self._cancel_job()
         self.runner.cancel_all()
+        self.light.shutdown()
         self.runner.wait(10000)

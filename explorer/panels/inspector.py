@@ -1,11 +1,11 @@
 """Tensor inspector: error and weight histograms of the selected tensor, and its error statistics.
 
 Everything shown comes from the session's :class:`~quant_core.inspect.Inspection` (a row sample
-first, then the whole tensor); the panel never computes.
+first, then the whole tensor), kept in the session's statistics cache; the panel never computes
+and keeps no copies.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 from html import escape
 
 import numpy as np
@@ -25,7 +25,6 @@ from ..colors import text_color, type_color, type_tooltip
 from ..session import ExplorerSession
 from .plot_common import LEVEL_COLOR, style_plot
 
-CACHE_SIZE = 32
 TAIL = 0.001  # share of counts left out on each side of a linear-scale histogram
 _NONE = "none"
 METRICS: tuple[tuple[str, str], ...] = (
@@ -83,16 +82,14 @@ class Inspector(QWidget):
         super().__init__(parent)
         self.session = session
         self.shown: Inspection | None = None
-        self._cache: OrderedDict[tuple, Inspection] = OrderedDict()
         self._level_lines: list[pg.InfiniteLine] = []
         self._build()
         session.selection_changed.connect(lambda _names: self._refresh())
         session.plan_changed.connect(self._refresh)
         session.inspection_ready.connect(self._on_inspection)
+        session.inspection_failed.connect(lambda _message: self._refresh())
         session.model_changed.connect(self._on_model_changed)
         session.imatrix_changed.connect(self._on_model_changed)
-        if session.inspection is not None:
-            self._remember(session.inspection)
         self._refresh()
 
     # ----- layout -----------------------------------------------------------------------------
@@ -163,7 +160,6 @@ class Inspector(QWidget):
 
     # ----- session -> view --------------------------------------------------------------------
     def _on_model_changed(self) -> None:
-        self._cache.clear()
         self.shown = None
         self._refresh()
 
@@ -177,24 +173,8 @@ class Inspector(QWidget):
         except Exception:  # noqa: BLE001  a selection from a previous model
             return None
 
-    def _key(self) -> tuple | None:
-        """What an inspection must match to be shown: tensor, planned type, compared type, imatrix."""
-        tp = self.current()
-        if tp is None or not tp.quantizable:
-            return None
-        return (tp.name, tp.type, self.session.compare_type, id(self.session.imatrix))
-
-    def _remember(self, insp: Inspection) -> tuple:
-        """Keep an inspection (the session only holds the latest) to show it again without a new job."""
-        key = (insp.name, insp.type, insp.compare_type, id(self.session.imatrix))
-        self._cache[key] = insp
-        self._cache.move_to_end(key)
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return key
-
     def _on_inspection(self, insp: Inspection) -> None:
-        if self._remember(insp) == self._key():
+        if (insp.name, insp.type, insp.compare_type) == self.session.inspection_key():
             self._show(insp)
 
     def _refresh(self) -> None:
@@ -215,8 +195,12 @@ class Inspector(QWidget):
             f"<span style='background:{bg.name()}; color:{text_color(bg).name()}'>"
             f"&nbsp;{tp.type}&nbsp;</span> <span style='color:#555'>({escape(tp.reason)})</span>")
         s = self.session
-        insp = self._cache.get(self._key())  # type: ignore[arg-type]
-        if insp is not None:
+        insp = s.stats.inspection(s.inspection_key())  # type: ignore[arg-type]
+        problem = s.inspection_problem()
+        if problem is not None:
+            self._clear_plots()
+            self.rows_label.setText(f"<span style='color:#b00020'>{escape(problem)}</span>")
+        elif insp is not None:
             self._show(insp)
         elif self.shown is not None and (self.shown.name, self.shown.type) == (tp.name, tp.type):
             self.rows_label.setText(f"measuring {s.compare_type or 'without comparison'}…")

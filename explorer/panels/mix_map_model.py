@@ -58,7 +58,6 @@ class MixMapModel(QAbstractTableModel):
         self._cells: dict[tuple[int, int], list[str]] = {}
         self._plans: dict[str, TensorPlan] = {}
         self._where: dict[str, tuple[int, int]] = {}
-        self._evals: dict[str, Any] = {}
         self.has_global_row = False
         session.model_changed.connect(self.rebuild)
         session.plan_changed.connect(self._on_plan_changed)
@@ -76,7 +75,6 @@ class MixMapModel(QAbstractTableModel):
         plan = self.session.plan
         tensors = [tp for tp in plan.tensors if tp.quantizable] if plan is not None else []
         self._plans = {tp.name: tp for tp in tensors}
-        self._evals.clear()
         in_blocks = [tp for tp in tensors if tp.name.startswith("blk.")]
         outside = [tp for tp in tensors if not tp.name.startswith("blk.")]
         present = {tensor_kind(tp.name) for tp in in_blocks}
@@ -116,13 +114,10 @@ class MixMapModel(QAbstractTableModel):
             return
         assert plan is not None
         self._plans = {tp.name: tp for tp in plan.tensors if tp.quantizable}
-        self._evals.clear()
         self._update_worst()
         self._emit_all()
 
     def _on_stats_updated(self, names: list[str]) -> None:
-        for name in names:
-            self._evals.pop(name, None)
         if not self.color_by_error:
             for name in names:  # tooltips only
                 if name in self._where:
@@ -156,9 +151,7 @@ class MixMapModel(QAbstractTableModel):
 
     # ----- access -------------------------------------------------------------------------
     def evaluation(self, name: str) -> Any:
-        if name not in self._evals:
-            self._evals[name] = self.session.evaluation(name)
-        return self._evals[name]
+        return self.session.evaluation(name)  # the session's cache: one copy, one invalidation rule
 
     def rel_error(self, name: str) -> float | None:
         ev = self.evaluation(name)

@@ -64,6 +64,7 @@ class PlanPanel(QWidget):
         session.model_changed.connect(self.sync_from_session)
         session.plan_changed.connect(self.sync_from_session)
         session.imatrix_changed.connect(self.sync_from_session)
+        session.command_ready.connect(self.command_text.setPlainText)
         stack = session.undo_stack  # the signals carry the values: no calls back into the stack
         stack.canUndoChanged.connect(self.undo_button.setEnabled)
         stack.canRedoChanged.connect(self.redo_button.setEnabled)
@@ -227,7 +228,7 @@ class PlanPanel(QWidget):
         n = len(s.state.explicit)
         self.explicit_label.setText(f"{n} tensor type(s) chosen by hand" if n else "no types chosen by hand")
         self.reset_all_button.setEnabled(bool(n))
-        self._command_timer.start()  # the command line is slow on big mixes: refresh once things settle
+        self._command_timer.start()  # refresh once things settle (built off the GUI thread)
         self._update_history()
 
     def _refresh_command(self) -> None:
@@ -237,7 +238,10 @@ class PlanPanel(QWidget):
             return
         self._command_stale = False
         s = self.session
-        self.command_text.setPlainText(s.llama_command() if s.model is not None and s.plan is not None else "")
+        if s.model is None or s.plan is None:
+            self.command_text.setPlainText("")
+        else:
+            s.request_llama_command()  # command_ready fills the box
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt's name)
         super().showEvent(event)

@@ -62,7 +62,6 @@ class TensorTableModel(QAbstractTableModel):
         self.session = session
         self._rows: list[TensorPlan] = []
         self._row_of: dict[str, int] = {}
-        self._evals: dict[str, Any] = {}
         session.model_changed.connect(self._on_model_changed)
         session.plan_changed.connect(self._on_plan_changed)
         session.stats_updated.connect(self._on_stats_updated)
@@ -78,7 +77,6 @@ class TensorTableModel(QAbstractTableModel):
         plan = self.session.plan
         self._rows = list(plan.tensors) if plan is not None else []
         self._row_of = {tp.name: i for i, tp in enumerate(self._rows)}
-        self._evals.clear()
 
     def _on_plan_changed(self) -> None:
         plan = self.session.plan
@@ -93,7 +91,6 @@ class TensorTableModel(QAbstractTableModel):
         for name in names:
             row = self._row_of.get(name)
             if row is not None:
-                self._evals.pop(name, None)
                 idx = self.index(row, COL_ERROR)
                 self.dataChanged.emit(idx, idx)
 
@@ -105,12 +102,8 @@ class TensorTableModel(QAbstractTableModel):
         return self._row_of.get(name)
 
     def evaluation(self, tp: TensorPlan) -> Any:
-        """The session's statistics for ``tp`` (cached until the plan or its statistics change)."""
-        if not tp.quantizable:
-            return None
-        if tp.name not in self._evals:
-            self._evals[tp.name] = self.session.evaluation(tp.name)
-        return self._evals[tp.name]
+        """The session's statistics for ``tp`` (from its cache: one copy, one invalidation rule)."""
+        return self.session.evaluation(tp.name) if tp.quantizable else None
 
     # ----- Qt model interface ---------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
