@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "eval_cmd",
     "bench": "bench",
     "warmup": "warmup_cmd",
+    "sensitivity": "sensitivity_cmd",
 }
 
 
