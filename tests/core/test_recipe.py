@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from quant_core import recipe as recipe_module
 from quant_core.model import open_model
 from quant_core.plan import PlanError, QuantOptions, build_plan
 from quant_core.reasons import ReasonKind
-from quant_core import recipe as recipe_module
 from quant_core.recipe import Recipe, RecipeError, check_options, llama_quantize_args
 
 from .synthetic import GOLDEN_MODELS, header_model
