@@ -5,8 +5,8 @@ drop it when the plan changes; rows are processed in chunks, never the whole mod
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 

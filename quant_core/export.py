@@ -10,9 +10,10 @@ import errno
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
@@ -20,7 +21,7 @@ from gguf import GGMLQuantizationType, GGUFWriter
 from .errors import QuantError
 from .imatrix import Imatrix, tensor_importance
 from .kernels import DEQUANTIZERS, QUANTIZERS
-from .layout import ALIGNMENT, Layout, compute_layout, output_dims, pad
+from .layout import Layout, compute_layout, output_dims
 from .model import MetaField, Model
 from .plan import Plan, TensorPlan
 from .qtypes import is_float_type
@@ -154,7 +155,8 @@ def _os_message(err: OSError, out: Path) -> str:
     return f"cannot write {out}: {err.strerror or err}"
 
 
-def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None, threads: int | None) -> Iterator[ExportProgress]:
+def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None,
+           threads: int | None) -> Iterator[ExportProgress]:
     writer = GGUFWriter(tmp, arch="")  # an empty arch adds no key: we write the metadata ourselves
     for f in layout.metadata:
         writer.add_key_value(f.key, f.value, f.vtype, f.sub_type)
@@ -184,7 +186,8 @@ def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix
     yield ExportProgress(len(plan.tensors), len(plan.tensors), "", done, total, time.perf_counter() - start, True)
 
 
-def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None, fout: Any) -> Iterator[int]:
+def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None,
+                   fout: Any) -> Iterator[int]:
     """Write one tensor's data, yielding the byte count of each chunk written."""
     raw = model.raw(tp.source.name)
     if not tp.converts:

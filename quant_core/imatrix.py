@@ -14,8 +14,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import struct
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -230,7 +231,7 @@ def write_imatrix_gguf(
 def _load_gguf(path: str) -> Imatrix:
     try:
         reader = GGUFReader(path)
-    except Exception as err:  # gguf-py raises assorted errors on corrupt files
+    except Exception as err:  # noqa: BLE001  gguf-py raises assorted errors on corrupt files
         raise ImatrixError(f"{path} is not a valid GGUF importance matrix ({_short(err)})") from None
     if not reader.tensors:
         raise ImatrixError(f"{path}: no data in importance matrix")

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 from quant_core.errors import QuantError
 from quant_core.export import ExportError, ExportProgress, check_output_path
 from quant_core.plan import Plan
-from quant_core.verify import verify_written
 from quant_core.qtypes import is_float_type
+from quant_core.verify import verify_written
 
 from ..panels.plot_common import format_bytes
 from ..session import ExplorerSession
@@ -41,7 +41,7 @@ def format_duration(seconds: float | None) -> str:
     """'45 s', '3 min 05 s', '1 h 02 min' ('' when unknown)."""
     if seconds is None:
         return ""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

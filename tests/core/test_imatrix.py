@@ -9,7 +9,6 @@ import pytest
 from gguf import GGUFReader, GGUFValueType, GGUFWriter
 
 from quant_core import ImatrixError
-from quant_core.model import TensorInfo, tensor_category, tensor_layer
 from quant_core.imatrix import (
     Imatrix,
     filter_entries,
@@ -20,6 +19,7 @@ from quant_core.imatrix import (
     write_imatrix_dat,
     write_imatrix_gguf,
 )
+from quant_core.model import TensorInfo, tensor_category, tensor_layer
 
 CHUNK = 128
 
@@ -126,7 +126,8 @@ def test_dat_divides_by_ncall(tmp_path: Path) -> None:
 
 def test_hand_written_dat(tmp_path: Path) -> None:
     def entry(name: bytes, ncall: int, values: list[float]) -> bytes:
-        return struct.pack("<i", len(name)) + name + struct.pack("<ii", ncall, len(values)) + np.array(values, "<f4").tobytes()
+        head = struct.pack("<i", len(name)) + name + struct.pack("<ii", ncall, len(values))
+        return head + np.array(values, "<f4").tobytes()
 
     body = struct.pack("<i", 2) + entry(b"a.weight", 4, [4, 8, 12, 16]) + entry(b"b.weight", 0, [5, 6])
     (tmp_path / "plain.dat").write_bytes(body)
@@ -233,7 +234,8 @@ def _bad_gguf_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "f16 sums": (_write_raw_gguf(tmp_path / "h.gguf", GOOD_KV, dict(ok, **{"a.in_sum2": np.ones(4, np.float16)})),
                      "must be F32"),
         "no tensors": (_write_raw_gguf(tmp_path / "e.gguf", GOOD_KV, {}), "no data"),
-        "not divisible": (_write_raw_gguf(tmp_path / "d.gguf", GOOD_KV, dict(ok, **{"a.counts": np.ones(3, np.float32)})),
+        "not divisible": (_write_raw_gguf(tmp_path / "d.gguf", GOOD_KV,
+                                          dict(ok, **{"a.counts": np.ones(3, np.float32)})),
                           "4 sums for 3 counts"),
     }
 

@@ -74,7 +74,7 @@ def test_recipe_values_are_checked_when_read(body: str, message: str) -> None:
 def test_every_option_has_a_reader_and_check_options_names_the_field() -> None:
     assert set(recipe_module._OPTION_READERS) == {f.name for f in fields(QuantOptions)}
     check_options(QuantOptions(override_kv=("general.name=str:x",), prune_layers=(1,)))
-    with pytest.raises(RecipeError, match="recipe option 'override_kv': .*type must be int, float, bool or str"):
+    with pytest.raises(RecipeError, match=r"recipe option 'override_kv': .*type must be int, float, bool or str"):
         check_options(QuantOptions(override_kv=("general.name=text:x",)))
 
 
