@@ -296,20 +296,25 @@ class ExplorerSession(QObject):
         self._drop_reading()
         model, base = self.model, self.state
 
+        def current() -> bool:  # False for a read that was dropped for a newer one
+            return self._reading is not None and self._reading[1] is worker
+
         def done(result: tuple[Imatrix, list[MetaField]]) -> None:
-            self._end_reading()
-            if not self._closed and self.model is model:
+            if current():
+                self._end_reading()
                 self._imatrices[key] = result
-                if self.state == base:
+                if not self._closed and self.model is model and self.state == base:
                     self.set_state(state, text)
 
         def failed(message: str) -> None:
-            self._end_reading()
-            if not self._closed:
-                self.error.emit(message)
+            if current():
+                self._end_reading()
+                if not self._closed:
+                    self.error.emit(message)
 
         self.busy_changed.emit(f"reading importance matrix {Path(key[0]).name}")
-        self._reading = (key, self.light.run(load_for_quantize, *key, on_result=done, on_error=failed))
+        worker = self.light.run(load_for_quantize, *key, on_result=done, on_error=failed)
+        self._reading = (key, worker)
         return True
 
     def _drop_reading(self) -> None:
