@@ -148,3 +148,16 @@ def test_browse_and_escape_while_running(qtbot, dialog, session, tmp_path, monke
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=5000)  # ... then closes
     assert worker.cancel_requested and not dialog.finished_ok
     assert not target.exists() and not list(tmp_path.glob("*.part"))
+
+
+def test_a_file_other_than_projected_fails_verification_with_the_core_message(qtbot, dialog, session, tmp_path):
+    out = tmp_path / "v.gguf"
+    set_path(qtbot, dialog, out)
+    qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
+    dialog._projected += 32  # as if the projection and the writer disagreed
+    with qtbot.waitSignal(dialog.worker.signals.finished, timeout=WAIT_MS):
+        pass
+    written = out.stat().st_size
+    text = dialog.result_label.text()
+    assert not dialog.finished_ok
+    assert f"Verification failed: the file has {written:,} bytes, projected {written + 32:,}" in text
