@@ -32,8 +32,8 @@ start=$(date +%s)
 cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD_DIR/build" "${GENERATOR[@]}" \
     -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON "${GGML_FLAGS[@]}" \
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF \
-    -DCMAKE_RUNTIME_OUTPUT_DIRECTORY="$BUILD_DIR/bin" -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$BUILD_DIR/bin"
+    -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
 nice -n 10 cmake --build "$BUILD_DIR/build" -j "$JOBS" \
     --target llama-perplexity llama-quantize llama-imatrix llama-bench
+ln -sfn build/bin "$BUILD_DIR/bin"  # llama.cpp puts binaries and shared libraries in <build>/bin
 echo "built llama.cpp tools (llama-cpp-python $VERSION vendor tree) in $BUILD_DIR/bin in $(( $(date +%s) - start )) s"
