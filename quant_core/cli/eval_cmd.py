@@ -21,6 +21,7 @@ from ..assets import DEMO_EVAL_TEXT
 from ..errors import QuantError
 from ..quality import QualityProgress, QualityReport, iter_plan_quality, iter_quality, read_text_file
 from .options import add_quant_options, open_and_plan
+from .target import add_target_options
 
 HELP = "measure a quantization against its base model: KL divergence, perplexity, same top token"
 
@@ -41,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_quant_options(parser)
+    add_target_options(parser, ctx_flag="--target-ctx")  # --ctx is the evaluation's context here
 
 
 def _text(args: argparse.Namespace) -> tuple[Path, bytes]:
