@@ -1,0 +1,325 @@
+"""Model quality of measured mixes: KL divergence and perplexity against the unquantized model.
+
+"Measure" evaluates the current plan with llama.cpp in the background (temporary export, then
+the ``llama-perplexity --kl-divergence`` statistics), "Measure presets" adds llama.cpp's presets
+as labelled reference points. Every measured mix is a row of the table and a point of the
+size–KLD plot; clicking a point (or double-clicking a row) restores that mix as one undoable step.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..quality import REFERENCE_PRESETS, QualityTracker
+from ..quality_store import PRESET, Measurement
+from ..session import ExplorerSession
+from .plot_common import format_bytes, make_plot
+
+PRESET_COLOR = "#BB5566"
+MIX_COLOR = "#4477AA"
+CURRENT_COLOR = "#222222"
+KLD_FLOOR = 1e-6  # a lossless mix has KLD 0, which a log axis cannot show
+PROGRESS_STEPS = 1000
+COLUMNS = ("Mix", "Size", "bpw", "PPL", "Mean KLD", "99 % KLD", "Same top p")
+COLUMN_TIPS = (
+    "The preset, or the preset plus your changes (tooltip: the whole recipe)",
+    "Size of the measured file",
+    "Bits per weight of the tensor data",
+    "Perplexity of the quantized model on the text (base model's in the tooltip)",
+    "Mean KL divergence of the next-token distribution from the unquantized model's (lower is better)",
+    "99th percentile of the per-token KL divergence: how bad the worst tokens get",
+    "How often the quantized model's most likely token is the unquantized model's",
+)
+MEASURE_TIP = (
+    "Measure the current plan: export it to a temporary file and compare its next-token "
+    "predictions with the unquantized model's on the evaluation text (llama.cpp, in the background)"
+)
+PRESETS_TIP = (
+    f"Measure llama.cpp's presets {', '.join(REFERENCE_PRESETS)} with the loaded importance matrix; "
+    "they appear as labelled reference points"
+)
+PLOT_TIP = (
+    "File size against mean KL divergence (log scale): presets are red diamonds, your mixes blue dots; "
+    "the ring marks the current plan. Click a point to restore that mix (undoable)."
+)
+
+
+def _kld(value: float) -> float:
+    return max(value, KLD_FLOOR)
+
+
+class QualityPanel(QWidget):
+    """Buttons, progress, the measured mixes as a table and as a size–KLD plot."""
+
+    def __init__(self, session: ExplorerSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.tracker: QualityTracker = session.quality
+        self.labels: list[pg.TextItem] = []
+        self.points: dict[str, tuple[float, float]] = {}  # key -> (MiB, mean KLD) as plotted
+        self.runtime = False
+        self._build()
+        t = self.tracker
+        t.measurements_changed.connect(self._refresh)
+        t.progress.connect(self._on_progress)
+        t.running_changed.connect(self._on_running_changed)
+        t.failed.connect(self._on_failed)
+        session.model_changed.connect(self._refresh)
+        session.plan_changed.connect(self._mark_current)
+        self.refresh_runtime()
+        self._refresh()
+
+    # ----- layout -----------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.hint_label = QLabel()
+        self.hint_label.setWordWrap(True)
+        self.hint_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.measure_button = QPushButton("Measure")
+        self.measure_button.setToolTip(MEASURE_TIP)
+        self.measure_button.clicked.connect(self.tracker.measure_current)
+        self.presets_button = QPushButton("Measure presets")
+        self.presets_button.setToolTip(PRESETS_TIP)
+        self.presets_button.clicked.connect(lambda: self.tracker.measure_presets())
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop measuring: nothing is added and no temporary file is left")
+        self.cancel_button.clicked.connect(self.tracker.cancel)
+        self.text_button = QPushButton("Text…")
+        self.text_button.setToolTip("Choose the evaluation text (default: the demo model's held-out text)")
+        self.text_button.clicked.connect(self._choose_text)
+        self.chunks_spin = QSpinBox()
+        self.chunks_spin.setRange(0, 100000)
+        self.chunks_spin.setSpecialValueText("chunks: all")
+        self.chunks_spin.setPrefix("chunks: ")
+        self.chunks_spin.setToolTip(
+            f"Evaluate at most this many chunks of {self.tracker.n_ctx} tokens "
+            "(fewer: faster, less precise; 'all': the whole text)"
+        )
+        self.chunks_spin.setValue(self.tracker.chunks or 0)
+        self.chunks_spin.editingFinished.connect(lambda: self.tracker.set_chunks(self.chunks_spin.value()))
+        buttons = QHBoxLayout()
+        for w in (self.measure_button, self.presets_button, self.cancel_button, self.text_button, self.chunks_spin):
+            buttons.addWidget(w)
+        buttons.addStretch(1)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(12)
+        self.progress_label = QLabel()
+        self.info_label = QLabel()
+        self.info_label.setToolTip("The text the mixes are measured on, and how many tokens were scored")
+        self.error_label = QLabel()
+        self.error_label.setStyleSheet("color: #AA3377")
+        self.error_label.setWordWrap(True)
+
+        self.plot = make_plot(left="mean KLD", bottom="file size (MiB)")
+        self.plot.setToolTip(PLOT_TIP)
+        item = self.plot.getPlotItem()
+        item.setLogMode(x=False, y=True)
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.getViewBox().setDefaultPadding(0.08)  # room for the preset labels
+        item.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.preset_item = pg.PlotDataItem(
+            pen=pg.mkPen(PRESET_COLOR, width=1, style=Qt.DashLine),
+            symbol="d",
+            symbolSize=12,
+            name="llama.cpp presets",
+            symbolBrush=PRESET_COLOR,
+            symbolPen="w",
+        )
+        self.mix_item = pg.PlotDataItem(
+            pen=None, symbol="o", symbolSize=10, symbolBrush=MIX_COLOR, symbolPen="w", name="your mixes"
+        )
+        self.current_item = pg.PlotDataItem(
+            pen=None,
+            symbol="o",
+            symbolSize=20,
+            symbolBrush=pg.mkBrush(0, 0, 0, 0),
+            symbolPen=pg.mkPen(CURRENT_COLOR, width=1.5),
+            name="current plan",
+        )
+        for it in (self.preset_item, self.mix_item, self.current_item):
+            item.addItem(it)
+        self.preset_item.sigPointsClicked.connect(self._on_points_clicked)
+        self.mix_item.sigPointsClicked.connect(self._on_points_clicked)
+
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        for i, tip in enumerate(COLUMN_TIPS):
+            self.table.horizontalHeaderItem(i).setToolTip(tip)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.table.setToolTip("Every measured mix; double-click a row to restore that mix (undoable)")
+        self.table.cellDoubleClicked.connect(self._on_row_double_clicked)
+
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(self.plot)
+        splitter.addWidget(self.table)
+        splitter.setSizes([420, 520])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.setSpacing(3)
+        layout.addWidget(self.hint_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.error_label)
+        layout.addWidget(splitter, 1)
+        self._on_running_changed(False)
+
+    # ----- state --------------------------------------------------------------------------------
+    def refresh_runtime(self) -> bool:
+        """Ask again whether llama.cpp's runtime is there; without it, say how to add it."""
+        self.runtime = self.tracker.available()
+        self.hint_label.setText("" if self.runtime else self.tracker.install_hint())
+        self.hint_label.setVisible(not self.runtime)
+        self._update_buttons()
+        return self.runtime
+
+    def _update_buttons(self) -> None:
+        running = self.tracker.running
+        can = self.runtime and self.session.model is not None
+        self.measure_button.setEnabled(can)
+        self.presets_button.setEnabled(can)
+        self.cancel_button.setEnabled(running)
+        self.text_button.setEnabled(not running)
+        self.chunks_spin.setEnabled(not running)
+
+    def _on_running_changed(self, running: bool) -> None:
+        self.progress.setVisible(running)
+        self.progress_label.setVisible(running)
+        if running:
+            self.progress.setValue(0)
+            self.error_label.clear()
+        self._update_buttons()
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.progress.setValue(round(fraction * PROGRESS_STEPS))
+        self.progress_label.setText(text + "…")
+
+    def _on_failed(self, message: str) -> None:
+        self.error_label.setText(message)
+
+    def _choose_text(self) -> None:
+        start = str(self.tracker.text_path.parent) if self.tracker.text_path else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Evaluation text", start, "Text (*.txt *.raw);;All files (*)")
+        if path:
+            self.tracker.set_text(path)
+
+    # ----- views --------------------------------------------------------------------------------
+    def measurements(self) -> list[Measurement]:
+        """The measured mixes in display order (by file size)."""
+        return sorted(self.tracker.measurements, key=lambda m: (m.file_bytes, m.name))
+
+    def _refresh(self) -> None:
+        ms = self.measurements()
+        self._update_info(ms)
+        self._update_table(ms)
+        self._update_plot(ms)
+        self._update_buttons()
+
+    def _update_info(self, ms: list[Measurement]) -> None:
+        t = self.tracker
+        if t.text_path is None:
+            self.info_label.setText("No evaluation text: choose one with 'Text…'")
+            return
+        name = escape(t.text_path.name)
+        setup = f"chunks of {t.n_ctx} tokens"
+        if ms:
+            r = ms[-1].report
+            self.info_label.setText(
+                f"Text <b>{name}</b>: {r.tokens:,} tokens scored ({r.n_chunk} {setup}) · "
+                f"unquantized PPL {r.ppl_base:.3f}"
+            )
+        else:
+            limit = f"at most {t.chunks}" if t.chunks else "all"
+            self.info_label.setText(f"Text <b>{name}</b>: {limit} {setup}, nothing measured yet")
+
+    def _update_table(self, ms: list[Measurement]) -> None:
+        self.table.setRowCount(len(ms))
+        for row, m in enumerate(ms):
+            r = m.report
+            cells = [
+                (m.name, m.recipe_text),
+                (format_bytes(m.file_bytes), f"{m.file_bytes:,} bytes"),
+                (f"{m.bpw:.3f}", ""),
+                (f"{r.ppl:.4f}", f"{r.ppl:.4f} ± {r.ppl_unc:.4f} (unquantized {r.ppl_base:.4f})"),
+                (f"{r.kld_mean:.6f}", f"{r.kld_mean:.6f} ± {r.kld_unc:.6f}; median {r.kld_median:.6f}"),
+                (f"{r.kld_p99:.6f}", f"maximum {r.kld_max:.6f}"),
+                (f"{100 * r.same_top_p:.2f} %", f"{r.n_same_top:,} of {r.tokens:,} tokens"),
+            ]
+            for col, (text, tip) in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                if tip:
+                    cell.setToolTip(tip)
+                if col:
+                    cell.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                cell.setData(Qt.UserRole, m.key)
+                self.table.setItem(row, col, cell)
+        for col in range(1, len(COLUMNS)):
+            self.table.resizeColumnToContents(col)
+        self._mark_current()
+
+    def _update_plot(self, ms: list[Measurement]) -> None:
+        item = self.plot.getPlotItem()
+        for label in self.labels:
+            item.removeItem(label)
+        self.labels = []
+        self.points = {m.key: (m.file_bytes / 1024**2, _kld(m.report.kld_mean)) for m in ms}
+        for kind_item, keep in ((self.preset_item, True), (self.mix_item, False)):
+            chosen = [m for m in ms if (m.kind == PRESET) == keep]
+            xs = np.array([self.points[m.key][0] for m in chosen], dtype=float)
+            ys = np.array([self.points[m.key][1] for m in chosen], dtype=float)
+            kind_item.setData(xs, ys, data=[m.key for m in chosen])
+        for m in ms:
+            if m.kind == PRESET:
+                x, y = self.points[m.key]
+                label = pg.TextItem(m.name, color=PRESET_COLOR, anchor=(0.5, 1.3))
+                label.setPos(x, float(np.log10(y)))  # text items sit in the view's (log) coordinates
+                item.addItem(label)
+                self.labels.append(label)
+        self._mark_current()
+
+    def _mark_current(self) -> None:
+        key = self.tracker.current_key()
+        point = self.points.get(key) if key else None
+        if point is None:
+            self.current_item.setData([], [])
+        else:
+            self.current_item.setData([point[0]], [point[1]])
+        for row in range(self.table.rowCount()):
+            cell = self.table.item(row, 0)
+            font = cell.font()
+            font.setBold(cell.data(Qt.UserRole) == key)
+            cell.setFont(font)
+
+    # ----- restoring ------------------------------------------------------------------------------
+    def _on_points_clicked(self, _item: object, points: list, _ev: object) -> None:
+        if len(points):
+            self.tracker.restore(points[0].data())
+
+    def _on_row_double_clicked(self, row: int, _col: int) -> None:
+        cell = self.table.item(row, 0)
+        if cell is not None:
+            self.tracker.restore(cell.data(Qt.UserRole))
