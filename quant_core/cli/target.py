@@ -97,9 +97,15 @@ def _sensitivity_costs(model: Model, plan: Plan, imatrix: Any | None, keys: list
     if not runtime_available():
         raise QuantError("llama.cpp's runtime, the quality extra, is not installed")
     table = None
+    tty = sys.stderr.isatty()
+    print("auto-mix: sensitivity of every tensor (measured once, cached)...", file=sys.stderr, flush=True)
     for item in iter_sensitivity(model, plan, imatrix=imatrix, imatrix_keys=keys):
         if isinstance(item, SensitivityTable):
             table = item
+        elif tty:
+            print(f"\r  {item.stage}: {100 * item.fraction:5.1f}%   ", end="", file=sys.stderr, flush=True)
+    if tty:
+        print(file=sys.stderr)
     if table is None:
         raise AutoMixError("the sensitivity computation produced no table")
     return table.costs
