@@ -12,10 +12,10 @@ from quant_core.automix import AutoMixError, Budget, BudgetError, MixSpace, kv_c
 from quant_core.automix.budget import max_bytes_for_bpw
 from quant_core.export import iter_export
 from quant_core.model import open_model
-from quant_core.plan import QuantOptions, build_plan
+from quant_core.plan import QuantOptions, build_plan, parse_tensor_type
 from quant_core.qtypes import qtype
 from quant_core.reasons import ReasonKind
-from quant_core.recipe import Recipe
+from quant_core.recipe import Recipe, llama_quantize_args
 from quant_core.size import project_size
 
 TYPES = ("Q2_K", "Q3_K", "Q4_0", "Q4_K", "IQ4_XS", "Q5_K", "Q6_K", "Q8_0", "F16")
@@ -199,3 +199,11 @@ def test_a_recipe_reproduces_the_mix(model, q4km, tmp_path: Path) -> None:
     again = build_plan(model, loaded.options, loaded.explicit)
     assert again.types() == r.plan.types()
     assert project_size(model, again).file_bytes == r.file_bytes
+
+
+def test_the_llama_quantize_command_reproduces_the_mix(model, q4km) -> None:
+    r = MixSpace(model, q4km, _table(q4km)).solve(Budget(bpw=4.2))
+    args = llama_quantize_args(model, r.plan, "in.gguf", "out.gguf")
+    rules = tuple(parse_tensor_type(args[i + 1]) for i, a in enumerate(args) if a == "--tensor-type")
+    upstream = build_plan(model, QuantOptions(preset=args[-1], tensor_types=rules))
+    assert upstream.types() == r.plan.types()
