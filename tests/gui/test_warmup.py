@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ for i, name in enumerate(names, 1):
 
 
 @pytest.fixture
-def fake_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def fake_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
     """Every type cold; the warm-up process replaced by one that waits for ``files[step]``."""
     files = {step: tmp_path / f"go{step}" for step in ("1", "3")}
     started: list[subprocess.Popen[str]] = []
@@ -45,7 +46,11 @@ def fake_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     monkeypatch.setattr(kernel_warmup, "cold_types", lambda types=None: ["Q8_0", "Q4_K", "Q6_K"])
     monkeypatch.setattr(kernel_warmup, "start_warmup_processes", start)
     files["started"] = started  # type: ignore[assignment]
-    return files
+    yield files
+    for proc in started:  # a failed test leaves no process waiting for its files
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
 
 
 def _window(qtbot, session: ExplorerSession) -> tuple[QMainWindow, KernelWarmup]:
