@@ -19,14 +19,14 @@ import numpy as np
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
 
-from explorer.main_window import MainWindow  # noqa: E402
-from explorer.session import ExplorerSession  # noqa: E402
-from quant_core.imatrix import load_for_quantize, write_imatrix_gguf  # noqa: E402
-from quant_core.recipe import llama_quantize_command  # noqa: E402
-from tests.core.fake_header import LLAMA3_8B, write_sparse_llama_gguf  # noqa: E402
+from explorer.main_window import MainWindow
+from explorer.session import ExplorerSession
+from quant_core.imatrix import load_for_quantize, write_imatrix_gguf
+from quant_core.recipe import llama_quantize_command
+from tests.core.fake_header import LLAMA3_8B, write_sparse_llama_gguf
 
 
 def timed_ms(fn):
@@ -76,7 +76,7 @@ def write_imatrix(path: Path, session: ExplorerSession) -> None:
 
 def main() -> None:
     work = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    app = QApplication([])
+    _app = QApplication([])  # kept alive until the end
     session = ExplorerSession()
     session._timer.timeout.disconnect()  # no statistics jobs
     window = MainWindow(session)
