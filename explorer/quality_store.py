@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
@@ -115,7 +116,8 @@ def describe(state: PlanState) -> tuple[str, str]:
         more = len(o.tensor_types) - _MAX_RULES_SHOWN
         parts.append(shown + (f" and {more} more" if more > 0 else ""))
     if state.explicit:
-        parts.append(f"{len(state.explicit)} tensor(s) set")
+        per_type = Counter(t for _, t in state.explicit)
+        parts.append(", ".join(f"{n}× {t}" for t, n in sorted(per_type.items(), key=lambda kv: (-kv[1], kv[0]))))
     if o.output_tensor_type:
         parts.append(f"output {o.output_tensor_type}")
     if o.token_embedding_type:

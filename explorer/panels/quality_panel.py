@@ -264,7 +264,7 @@ class QualityPanel(QWidget):
                 (m.name, m.recipe_text),
                 (format_bytes(m.file_bytes), f"{m.file_bytes:,} bytes"),
                 (f"{m.bpw:.3f}", ""),
-                (f"{r.ppl:.4f}", f"{r.ppl:.4f} ± {r.ppl_unc:.4f} (unquantized {r.ppl_base:.4f})"),
+                (f"{r.ppl:.3f}", f"{r.ppl:.4f} ± {r.ppl_unc:.4f} (unquantized {r.ppl_base:.4f})"),
                 (f"{r.kld_mean:.6f}", f"{r.kld_mean:.6f} ± {r.kld_unc:.6f}; median {r.kld_median:.6f}"),
                 (f"{r.kld_p99:.6f}", f"maximum {r.kld_max:.6f}"),
                 (f"{100 * r.same_top_p:.2f} %", f"{r.n_same_top:,} of {r.tokens:,} tokens"),

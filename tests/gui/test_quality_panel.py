@@ -107,8 +107,8 @@ def test_mix_names_say_preset_or_what_was_changed():
     assert describe(preset_state("Q6_K", QuantOptions(imatrix="x.dat"))) == ("Q6_K (imatrix)", PRESET)
     ruled = PlanState(replace(base.options, tensor_types=(("attn_v", "Q8_0"),)))
     assert describe(ruled) == ("Q4_K_M + attn_v=Q8_0", MIX)
-    picked = PlanState(base.options, (("blk.0.ffn_down.weight", "Q6_K"),))
-    assert describe(picked) == ("Q4_K_M + 1 tensor(s) set", MIX)
+    picked = PlanState(base.options, (("a", "Q6_K"), ("b", "Q8_0"), ("c", "Q6_K")))
+    assert describe(picked) == ("Q4_K_M + 2× Q6_K, 1× Q8_0", MIX)
     assert describe(PlanState(replace(base.options, pure=True)))[1] == MIX
 
 
@@ -150,7 +150,7 @@ def test_measure_adds_a_row_and_a_point_restorable_in_one_undo_step(qtbot, panel
 
     assert panel.table.rowCount() == 1 and len(t.measurements) == 1
     m = t.measurements[0]
-    assert m.kind == MIX and m.state == mix_state and "tensor(s) set" in m.name
+    assert m.kind == MIX and m.state == mix_state and m.name == f"Q4_K_M + {len(attn_v)}× Q8_0"
     assert m.file_bytes == mix_bytes  # the measured file is the projected one
     r = m.report
     assert r.kld_mean >= 0 and r.kld_p99 >= r.kld_median >= 0
