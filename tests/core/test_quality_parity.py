@@ -83,3 +83,11 @@ def test_kld_and_ppl_equal_llama_perplexity(setup: dict, name: str, monkeypatch:
         assert abs(getattr(r, key) - ref[key]) <= max(0.005 * ref[key], 2e-6), key
     assert 100 * r.same_top_p == pytest.approx(ref["same_top_p_pct"], abs=6e-4)
     assert 100 * r.rms_dp == pytest.approx(ref["rms_dp_pct"], abs=2e-3)
+
+
+def test_llama_perplexity_reads_our_base_file() -> None:
+    """Recorded both ways: llama-perplexity given our base pass prints what it prints with its own."""
+    ours = RECORD["llama_reads_our_base"]
+    mix = next(m for m in RECORD["mixes"] if m["name"] == ours["mix"])
+    assert "base-ours.kld" in " ".join(ours["command"])
+    assert ours["stats"] == mix["stats"]

@@ -229,3 +229,14 @@ def test_deterministic_logits_per_chunk(models: dict[str, Path]) -> None:
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-4)
     finally:
         m.close()
+
+
+def test_explicit_base_file_is_written_then_read(models: dict[str, Path], tmp_path: Path, cache: Path) -> None:
+    """``--kl-divergence-base F`` as in llama-perplexity: written when missing, then read (its context wins)."""
+    base_file = tmp_path / "base.kld"
+    text = models["text"].read_bytes()
+    _, first = _run(iter_quality(models["base"], models["other"], text, n_ctx=N_CTX, base_file=base_file))
+    assert base_file.is_file() and not list(cache.glob("base-*.kld"))
+    progress, again = _run(iter_quality(models["base"], models["other"], text, n_ctx=2 * N_CTX, base_file=base_file))
+    assert {p.stage for p in progress} == {"candidate"}
+    assert again.n_ctx == N_CTX and again == first
