@@ -225,3 +225,15 @@ def test_presets_appear_as_labelled_reference_points(qtbot, panel, demo, quality
     # the current plan is Q4_K_M: its row is bold and ringed on the plot
     assert t.current_key() == by_name["Q4_K_M"].key
     assert panel.current_item.getData()[0] is not None and len(panel.current_item.getData()[0]) == 1
+
+
+def test_plan_changes_during_a_measurement_do_not_cancel_it(qtbot, panel, demo):
+    s, t = demo, demo.quality
+    measured = s.state
+    assert t.measure_current()
+    assert s.set_preset("Q8_0") and s.set_preset("Q6_K")  # each change restarts the statistics jobs
+    assert t.running
+    _wait_done(qtbot, t)
+    assert [m.state for m in t.measurements] == [measured] and panel.error_label.text() == ""
+    ring, _ = panel.current_item.getData()  # the current plan (Q6_K) is not measured: no ring
+    assert t.current_key() != t.measurements[0].key and (ring is None or len(ring) == 0)
