@@ -50,6 +50,7 @@ def main(argv: list[str]) -> int:
     warmup = KernelWarmup(window, window.session)
     warmup.start()
     app.aboutToQuit.connect(warmup.stop)
+    app.aboutToQuit.connect(window.session.shutdown)  # also when quitting without closing the window
     if args.screenshot:
         _arm_screenshot(window, args.screenshot, app, shown)
         QTimer.singleShot(SCREENSHOT_TIMEOUT_MS, lambda: app.exit(3))
