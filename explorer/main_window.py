@@ -65,15 +65,15 @@ class MainWindow(QMainWindow):
             "Size": self._dock("Size", self.size_panel, Qt.BottomDockWidgetArea),
             "Error overview": self._dock("Error overview", self.error_overview, Qt.BottomDockWidgetArea),
             "Sensitivity": self._dock("Sensitivity", self.sensitivity_view, Qt.BottomDockWidgetArea),
-            "Quality": self._dock("Quality", self.quality_panel, Qt.BottomDockWidgetArea),
+            "Quality": self._dock("Quality", self.quality_panel, Qt.RightDockWidgetArea),
         }
         self.splitDockWidget(self.docks["Size"], self.docks["Error overview"], Qt.Horizontal)
         bottom = [self.docks["Size"], self.docks["Error overview"]]
         self.resizeDocks(bottom, [300, 300], Qt.Vertical)
         self.tabifyDockWidget(self.docks["Error overview"], self.docks["Sensitivity"])
         self.docks["Error overview"].raise_()
-        self.tabifyDockWidget(self.docks["Error overview"], self.docks["Quality"])
-        self.docks["Error overview"].raise_()
+        self.tabifyDockWidget(self.docks["Inspector"], self.docks["Quality"])  # tall: plot above table
+        self.docks["Inspector"].raise_()
         self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], [330, 430], Qt.Horizontal)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:

@@ -13,6 +13,7 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -116,15 +117,21 @@ class QualityPanel(QWidget):
         self.chunks_spin.setValue(self.tracker.chunks or 0)
         self.chunks_spin.editingFinished.connect(lambda: self.tracker.set_chunks(self.chunks_spin.value()))
         buttons = QHBoxLayout()
-        for w in (self.measure_button, self.presets_button, self.cancel_button, self.text_button, self.chunks_spin):
+        for w in (self.measure_button, self.presets_button, self.cancel_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
+        setup = QHBoxLayout()
+        setup.addWidget(self.text_button)
+        setup.addWidget(self.chunks_spin)
+        setup.addStretch(1)
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setTextVisible(False)
         self.progress.setMaximumHeight(12)
         self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
         self.info_label = QLabel()
+        self.info_label.setWordWrap(True)
         self.info_label.setToolTip("The text the mixes are measured on, and how many tokens were scored")
         self.error_label = QLabel()
         self.error_label.setStyleSheet("color: #AA3377")
@@ -172,21 +179,31 @@ class QualityPanel(QWidget):
         self.table.setToolTip("Every measured mix; double-click a row to restore that mix (undoable)")
         self.table.cellDoubleClicked.connect(self._on_row_double_clicked)
 
-        splitter = QSplitter(Qt.Horizontal)
+        self.splitter = splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)
         splitter.setSizes([420, 520])
+        splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.setSpacing(3)
         layout.addWidget(self.hint_label)
         layout.addLayout(buttons)
+        layout.addLayout(setup)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.info_label)
         layout.addWidget(self.error_label)
         layout.addWidget(splitter, 1)
         self._on_running_changed(False)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        """Plot beside the table in a wide dock, above it in a tall one."""
+        super().resizeEvent(event)
+        size = event.size()
+        wanted = Qt.Vertical if size.height() > 0.8 * size.width() else Qt.Horizontal
+        if self.splitter.orientation() != wanted:
+            self.splitter.setOrientation(wanted)
 
     # ----- state --------------------------------------------------------------------------------
     def refresh_runtime(self) -> bool:
