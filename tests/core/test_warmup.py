@@ -75,6 +75,7 @@ def test_closing_the_generator_cancels_between_types(markers: Path, fake_compile
     assert warmup.cold_types(["Q8_0", "Q4_0", "Q6_K"]) == ["Q4_0", "Q6_K"]
 
 
+@pytest.mark.slow  # compiles kernels unless they are cached
 def test_statistics_of_a_model_reuse_the_warmed_kernels(tmp_path: Path, markers: Path) -> None:
     """After the warm-up, the statistics path (F16 source rows, imatrix absent and present) adds no
     numba specialization: numba's cache then serves every later process without compiling."""
@@ -145,6 +146,7 @@ def test_a_failing_process_is_reported() -> None:
         list(warmup.iter_processes_progress(procs, 2))
 
 
+@pytest.mark.slow  # compiles kernels unless they are cached
 def test_processes_share_out_the_types_and_compile_into_the_shared_cache() -> None:
     types = ["Q8_0", "Q4_0", "Q5_0"]
     procs = warmup.start_warmup_processes(types, first=["Q5_0"], jobs=2, nice=0)

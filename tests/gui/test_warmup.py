@@ -98,6 +98,7 @@ def test_nothing_starts_when_every_kernel_is_cached(qtbot, session, monkeypatch:
     assert not warmup.label.isVisible() and not warmup.running
 
 
+@pytest.mark.slow  # compiles kernels unless they are cached
 def test_the_real_process_reports_every_type(qtbot, session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernel_warmup, "cold_types", lambda types=None: warmup_order(types))
     _, warmup = _window(qtbot, session)
