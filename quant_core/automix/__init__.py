@@ -8,6 +8,7 @@
 
 The cost table maps tensor name -> {type name -> predicted ΔKLD (>= 0, additive over tensors)}.
 """
+
 from __future__ import annotations
 
 from .budget import Budget, BudgetError, parse_bpw, parse_size
@@ -16,6 +17,17 @@ from .kv import KVError, kv_cache_bytes, kv_layout
 from .mix import MixResult, MixSpace, auto_mix, predicted_kld
 
 __all__ = [
-    "AutoMixError", "Budget", "BudgetError", "CostTable", "KVError", "MixResult", "MixSpace", "auto_mix",
-    "kv_cache_bytes", "kv_layout", "parse_bpw", "parse_size", "predicted_kld",
+    "AutoMixError",
+    "Budget",
+    "BudgetError",
+    "CostTable",
+    "KVError",
+    "MixResult",
+    "MixSpace",
+    "auto_mix",
+    "kv_cache_bytes",
+    "kv_layout",
+    "parse_bpw",
+    "parse_size",
+    "predicted_kld",
 ]

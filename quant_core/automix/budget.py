@@ -12,6 +12,7 @@ Each budget becomes a capacity in bytes for the optimised tensors, computed exac
 
 Several budgets may be given at once; all must hold.
 """
+
 from __future__ import annotations
 
 import re
@@ -112,8 +113,9 @@ def capacity(budget: Budget, model: Model, fixed_padded: int, fixed_raw: int, n_
         limits.append(budget.file_bytes - fixed_padded)
     if budget.memory_bytes is not None:
         assert budget.n_ctx is not None
-        kv = kv_cache_bytes(model, budget.n_ctx, budget.cache_type_k, budget.cache_type_v,
-                            swa_full=budget.swa_full).total
+        kv = kv_cache_bytes(
+            model, budget.n_ctx, budget.cache_type_k, budget.cache_type_v, swa_full=budget.swa_full
+        ).total
         limits.append(budget.memory_bytes - budget.reserve_bytes - kv - fixed_padded)
     raw_limit = None
     if budget.bpw is not None:

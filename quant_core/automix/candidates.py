@@ -7,6 +7,7 @@ fallback (the row length is a multiple of the block), that our exporter can writ
 an importance matrix only when one with an entry for the tensor is loaded. Tensors that must share
 a type (``groups``) form one item whose candidates are the types valid for all of them.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,9 @@ def pinned_names(plan: Plan) -> set[str]:
     return out
 
 
-def candidate_types(tp: TensorPlan, wanted: Sequence[str], imatrix: Any | None, allow_requantize: bool,
-                    preset: str = "") -> list[str]:
+def candidate_types(
+    tp: TensorPlan, wanted: Sequence[str], imatrix: Any | None, allow_requantize: bool, preset: str = ""
+) -> list[str]:
     """The types of ``wanted`` this tensor can take without a fallback (see the module doc)."""
     out = []
     has_importance = None
@@ -87,8 +89,9 @@ def candidate_types(tp: TensorPlan, wanted: Sequence[str], imatrix: Any | None, 
     return out
 
 
-def build_items(plan: Plan, costs: CostTable, groups: Sequence[Sequence[str]] = (),
-                imatrix: Any | None = None) -> list[Item]:
+def build_items(
+    plan: Plan, costs: CostTable, groups: Sequence[Sequence[str]] = (), imatrix: Any | None = None
+) -> list[Item]:
     """The optimisation items of ``plan`` under the cost table (pinned tensors left out)."""
     pinned = pinned_names(plan)
     by_name = {tp.name: tp for tp in plan.tensors}
@@ -115,8 +118,7 @@ def build_items(plan: Plan, costs: CostTable, groups: Sequence[Sequence[str]] = 
     return items
 
 
-def _item(tps: list[TensorPlan], costs: CostTable, imatrix: Any | None, allow_requantize: bool,
-          preset: str) -> Item:
+def _item(tps: list[TensorPlan], costs: CostTable, imatrix: Any | None, allow_requantize: bool, preset: str) -> Item:
     common: list[str] | None = None
     for tp in tps:
         table = costs[tp.name]

@@ -7,6 +7,7 @@ it): the noise-to-signal energy, with every tensor assumed equally sensitive. It
 within a tensor correctly but knows nothing of which tensors matter to the model's output, so it
 is a stand-in, not a prediction of ΔKLD.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -28,9 +29,14 @@ DEFAULT_TYPES: tuple[str, ...] = (
 INTERIM_ROWS = 32
 
 
-def iter_weight_error_costs(model: Model, plan: Plan, imatrix: Any | None = None,
-                            types: Sequence[str] = DEFAULT_TYPES, rows: int = INTERIM_ROWS,
-                            threads: int | None = None) -> Iterator[tuple[int, int, dict[str, dict[str, float]]]]:
+def iter_weight_error_costs(
+    model: Model,
+    plan: Plan,
+    imatrix: Any | None = None,
+    types: Sequence[str] = DEFAULT_TYPES,
+    rows: int = INTERIM_ROWS,
+    threads: int | None = None,
+) -> Iterator[tuple[int, int, dict[str, dict[str, float]]]]:
     """Yield ``(done, total, table)`` after each tensor; the last ``table`` is complete."""
     tensors = [tp for tp in plan.tensors if tp.quantizable]
     table: dict[str, dict[str, float]] = {}
@@ -53,8 +59,9 @@ def iter_weight_error_costs(model: Model, plan: Plan, imatrix: Any | None = None
         yield i + 1, len(tensors), table
 
 
-def weight_error_costs(model: Model, plan: Plan, imatrix: Any | None = None,
-                       types: Sequence[str] = DEFAULT_TYPES) -> dict[str, dict[str, float]]:
+def weight_error_costs(
+    model: Model, plan: Plan, imatrix: Any | None = None, types: Sequence[str] = DEFAULT_TYPES
+) -> dict[str, dict[str, float]]:
     """The whole interim table (see the module docstring)."""
     last: dict[str, dict[str, float]] = {}
     for _done, _total, partial in iter_weight_error_costs(model, plan, imatrix, types):

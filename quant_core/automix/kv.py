@@ -11,6 +11,7 @@ architecture's default pattern in llama.cpp.
 
 Recurrent, hybrid and MLA architectures allocate differently and are refused with one line.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,6 +5,7 @@ solver's hulls), then :meth:`MixSpace.solve` answers a budget in milliseconds, s
 follow it. The answer is an ordinary plan: the optimised tensors carry explicit types with the
 reason kind AUTO_MIX, so size, export, recipes and the llama-quantize command reproduce it.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,15 @@ class MixResult:
 class MixSpace:
     """Everything about ``plan`` that does not depend on the budget."""
 
-    def __init__(self, model: Model, plan: Plan, costs: CostTable, groups: Sequence[Sequence[str]] = (),
-                 imatrix: Any | None = None, imatrix_keys: list[MetaField] | None = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        plan: Plan,
+        costs: CostTable,
+        groups: Sequence[Sequence[str]] = (),
+        imatrix: Any | None = None,
+        imatrix_keys: list[MetaField] | None = None,
+    ) -> None:
         self.model, self.base, self.keys = model, plan, imatrix_keys
         self.items: list[Item] = build_items(plan, costs, groups, imatrix)
         if not self.items:
@@ -58,8 +66,7 @@ class MixSpace:
     def problem(self, padded: bool) -> Problem:
         """The solver's precomputed problem for file bytes (padded) or bpw bytes (raw)."""
         if padded not in self._problems:
-            self._problems[padded] = Problem(
-                [Choice(it.costs, it.padded if padded else it.raw) for it in self.items])
+            self._problems[padded] = Problem([Choice(it.costs, it.padded if padded else it.raw) for it in self.items])
         return self._problems[padded]
 
     def smallest_file_bytes(self) -> int:
@@ -82,14 +89,17 @@ class MixSpace:
     def _too_small(self, budget: Budget, cap: Capacity) -> str:
         smallest_file = self.smallest_file_bytes()
         if budget.file_bytes is not None and budget.file_bytes < smallest_file:
-            return (f"--target-size {budget.file_bytes} bytes is below the smallest achievable file, "
-                    f"{smallest_file} bytes")
+            return (
+                f"--target-size {budget.file_bytes} bytes is below the smallest achievable file, {smallest_file} bytes"
+            )
         if budget.memory_bytes is not None and cap.padded:
             need = smallest_file + cap.kv_bytes + budget.reserve_bytes
             if budget.memory_bytes < need:
-                return (f"--target-memory {budget.memory_bytes} bytes is below the smallest achievable "
-                        f"{need} bytes (file {smallest_file} + KV cache {cap.kv_bytes} at context "
-                        f"{budget.n_ctx} + reserve {budget.reserve_bytes})")
+                return (
+                    f"--target-memory {budget.memory_bytes} bytes is below the smallest achievable "
+                    f"{need} bytes (file {smallest_file} + KV cache {cap.kv_bytes} at context "
+                    f"{budget.n_ctx} + reserve {budget.reserve_bytes})"
+                )
         raw = self.fixed_raw + sum(min(it.raw) for it in self.items)
         return f"--target-bpw {budget.bpw:g} is below the smallest achievable {raw * 8 / self.n_elements:.4f} bpw"
 
@@ -106,8 +116,15 @@ class MixSpace:
             raise AutoMixError(f"internal error: the mix ({file_bytes} bytes) exceeds the budget {budget.describe()}")
 
 
-def auto_mix(model: Model, plan: Plan, costs: CostTable, budget: Budget, groups: Sequence[Sequence[str]] = (),
-             imatrix: Any | None = None, imatrix_keys: list[MetaField] | None = None) -> MixResult:
+def auto_mix(
+    model: Model,
+    plan: Plan,
+    costs: CostTable,
+    budget: Budget,
+    groups: Sequence[Sequence[str]] = (),
+    imatrix: Any | None = None,
+    imatrix_keys: list[MetaField] | None = None,
+) -> MixResult:
     """One-shot :class:`MixSpace` ``.solve``: the best plan for ``budget`` under the cost table."""
     return MixSpace(model, plan, costs, groups, imatrix, imatrix_keys).solve(budget)
 

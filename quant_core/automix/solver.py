@@ -14,13 +14,14 @@ The solver is exact in practice and says so when it is:
    cost is below the gap ``upper - lower`` can appear in a better solution, so a depth-first
    dynamic programme over those few options (the Pareto front of partial byte/cost sums, pruned
    by feasibility and by the bound) proves the optimum. A first pass keeping only the most
-   promising states finds a near-optimal answer cheaply; its smaller gap shrinks the exact pass. If the front exceeds its state limit,
-   the greedy solution is returned with ``exact=False`` and the certified gap
-   ``cost - lower_bound``.
+   promising states finds a near-optimal answer cheaply; its smaller gap shrinks the exact pass.
+   If the front exceeds its state limit, the best solution found is returned with
+   ``exact=False`` and the certified gap ``cost - lower_bound``.
 
 Exact answers make the cost a non-increasing function of the capacity (more bytes never predict a
 worse mix); costs are summed with ``math.fsum`` so equal choices give equal totals.
 """
+
 from __future__ import annotations
 
 import math
@@ -156,8 +157,9 @@ def _hull(it: Choice, front: list[int]) -> list[int]:
         while len(hull) >= 2:
             a, b = hull[-2], hull[-1]
             # drop b when it lies on or above the segment a -> o
-            cross = (it.costs[b] - it.costs[a]) * (it.weights[o] - it.weights[a]) - (
-                it.costs[o] - it.costs[a]) * (it.weights[b] - it.weights[a])
+            cross = (it.costs[b] - it.costs[a]) * (it.weights[o] - it.weights[a]) - (it.costs[o] - it.costs[a]) * (
+                it.weights[b] - it.weights[a]
+            )
             if cross >= 0:
                 hull.pop()
             else:
@@ -175,8 +177,9 @@ class _Search:
     so many interchangeable tensors do not multiply the work.
     """
 
-    def __init__(self, problem: Problem, lam: float, lower: float, capacity: int, picks: list[int],
-                 state_limit: int) -> None:
+    def __init__(
+        self, problem: Problem, lam: float, lower: float, capacity: int, picks: list[int], state_limit: int
+    ) -> None:
         self.problem, self.items = problem, problem.items
         self.lam, self.lower, self.capacity = lam, lower, capacity
         self.state_limit, self.nodes = state_limit, 0

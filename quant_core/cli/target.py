@@ -5,6 +5,7 @@ The costs come from ``--costs FILE`` (a JSON cost table, or ``quant-explorer sen
 output), else from the measured sensitivity table (``quant_core.sensitivity``, needs the
 ``quality`` extra), else from the interim weight-error table, with a note on stderr.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,11 +26,18 @@ def add_target_options(parser: argparse.ArgumentParser, ctx_flag: str = "--ctx")
     g = parser.add_argument_group("auto-mix (least predicted KLD within a budget)")
     g.add_argument("--target-size", metavar="N[b|k|m|g]", help="file size budget (k = 1024 bytes)")
     g.add_argument("--target-bpw", metavar="X", help="bits per weight budget (llama-quantize's bpw)")
-    g.add_argument("--target-memory", metavar="N[b|k|m|g]",
-                   help="memory budget for the model plus its KV cache at --ctx (a device size)")
+    g.add_argument(
+        "--target-memory",
+        metavar="N[b|k|m|g]",
+        help="memory budget for the model plus its KV cache at --ctx (a device size)",
+    )
     g.add_argument(ctx_flag, dest="target_ctx", type=int, metavar="C", help="context length the KV cache holds")
-    g.add_argument("--memory-reserve", metavar="N[b|k|m|g]", default="0",
-                   help="memory kept free for compute buffers and the rest (default 0)")
+    g.add_argument(
+        "--memory-reserve",
+        metavar="N[b|k|m|g]",
+        default="0",
+        help="memory kept free for compute buffers and the rest (default 0)",
+    )
     g.add_argument("--cache-type-k", default="F16", metavar="TYPE", help="KV cache type of K (default f16)")
     g.add_argument("--cache-type-v", default="F16", metavar="TYPE", help="KV cache type of V (default f16)")
     g.add_argument("--swa-full", action="store_true", help="full-size sliding-window cache (llama.cpp --swa-full)")
@@ -54,8 +62,9 @@ def budget_from_args(args: argparse.Namespace) -> Budget | None:
     )
 
 
-def apply_target(args: argparse.Namespace, model: Model, plan: Plan, imatrix: Any | None,
-                 keys: list[MetaField]) -> Plan:
+def apply_target(
+    args: argparse.Namespace, model: Model, plan: Plan, imatrix: Any | None, keys: list[MetaField]
+) -> Plan:
     """The auto-mix of ``plan`` for the budget on the command line (``plan`` itself without one)."""
     if not hasattr(args, "target_size"):
         return plan
@@ -67,13 +76,17 @@ def apply_target(args: argparse.Namespace, model: Model, plan: Plan, imatrix: An
     n = sum(1 for tp in result.plan.tensors if tp.why.kind.value == "auto_mix")
     proof = "optimal" if result.exact else f"within {result.solution.gap:.3g} of optimal"
     kv = f", KV cache {result.kv_bytes} bytes" if budget.memory_bytes is not None else ""
-    print(f"auto-mix: {n} tensors for {budget.describe()}: {result.file_bytes} bytes, {result.bpw:.4f} bpw{kv}; "
-          f"predicted {source} {result.predicted_kld:.6g} ({proof})", file=sys.stderr)
+    print(
+        f"auto-mix: {n} tensors for {budget.describe()}: {result.file_bytes} bytes, {result.bpw:.4f} bpw{kv}; "
+        f"predicted {source} {result.predicted_kld:.6g} ({proof})",
+        file=sys.stderr,
+    )
     return result.plan
 
 
-def _costs(args: argparse.Namespace, model: Model, plan: Plan, imatrix: Any | None,
-           keys: list[MetaField]) -> tuple[CostTable, str]:
+def _costs(
+    args: argparse.Namespace, model: Model, plan: Plan, imatrix: Any | None, keys: list[MetaField]
+) -> tuple[CostTable, str]:
     if args.costs:
         return read_cost_table(args.costs), "ΔKLD"
     try:
@@ -82,8 +95,11 @@ def _costs(args: argparse.Namespace, model: Model, plan: Plan, imatrix: Any | No
         why = str(err)
     from ..automix.interim import weight_error_costs
 
-    print(f"auto-mix: no measured sensitivity ({why}); costs are relative weight error energy, "
-          "every tensor equally sensitive", file=sys.stderr)
+    print(
+        f"auto-mix: no measured sensitivity ({why}); costs are relative weight error energy, "
+        "every tensor equally sensitive",
+        file=sys.stderr,
+    )
     return weight_error_costs(model, plan, imatrix), "weight error"
 
 

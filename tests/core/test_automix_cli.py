@@ -1,4 +1,5 @@
 """The auto-mix on the command line: --target-size / --target-bpw / --target-memory on plan and quantize."""
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,8 @@ def costs_file(small_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     plan = build_plan(model, QuantOptions(preset="Q4_K_M"))
     tensors = [
         {"name": tp.name, "costs": {t: (5.0 if "attn_v" in tp.name else 1.0) * 2 ** (-qtype(t).bpw) for t in TYPES}}
-        for tp in plan.tensors if tp.quantizable
+        for tp in plan.tensors
+        if tp.quantizable
     ]
     path = tmp_path_factory.mktemp("costs") / "costs.json"
     path.write_text(json.dumps({"tensors": tensors}))
@@ -37,8 +39,18 @@ def _q4km_bytes(small_gguf: Path, **options: object) -> int:
 
 def test_plan_json_with_a_size_target(small_gguf: Path, costs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     budget = _q4km_bytes(small_gguf, tensor_types=(("attn_q", "Q8_0"),)) + 50_000
-    argv = ["plan", "--target-size", str(budget), "--costs", str(costs_file), "--tensor-type", "attn_q=q8_0",
-            str(small_gguf), "Q4_K_M", "--json"]
+    argv = [
+        "plan",
+        "--target-size",
+        str(budget),
+        "--costs",
+        str(costs_file),
+        "--tensor-type",
+        "attn_q=q8_0",
+        str(small_gguf),
+        "Q4_K_M",
+        "--json",
+    ]
     assert main(argv) == 0
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
@@ -48,35 +60,66 @@ def test_plan_json_with_a_size_target(small_gguf: Path, costs_file: Path, capsys
     assert kinds["blk.0.attn_q.weight"] == "user_rule"
     assert kinds["blk.0.attn_v.weight"] == "auto_mix"
     assert sum(t["bytes"] for t in doc["tensors"]) * 8 / sum(
-        t.n_elements for t in open_model(small_gguf).tensors) == pytest.approx(doc["bpw"])
+        t.n_elements for t in open_model(small_gguf).tensors
+    ) == pytest.approx(doc["bpw"])
     assert "auto-mix:" in captured.err and "optimal" in captured.err
 
 
 def test_size_suffixes(small_gguf: Path, costs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kib = _q4km_bytes(small_gguf) // 1024
-    assert main(["plan", "--target-size", f"{kib}k", "--costs", str(costs_file), str(small_gguf), "Q4_K_M",
-                 "--json"]) == 0
+    assert (
+        main(["plan", "--target-size", f"{kib}k", "--costs", str(costs_file), str(small_gguf), "Q4_K_M", "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["file_bytes"] <= kib * 1024
 
 
-def test_quantize_to_a_size(small_gguf: Path, costs_file: Path, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_quantize_to_a_size(
+    small_gguf: Path, costs_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     budget = _q4km_bytes(small_gguf) + 777
     out = tmp_path / "mix.gguf"
-    assert main(["quantize", "--target-size", f"{budget}b", "--costs", str(costs_file), str(small_gguf), str(out),
-                 "Q4_K_M", "2"]) == 0
+    assert (
+        main(
+            [
+                "quantize",
+                "--target-size",
+                f"{budget}b",
+                "--costs",
+                str(costs_file),
+                str(small_gguf),
+                str(out),
+                "Q4_K_M",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert out.stat().st_size <= budget
     assert f"verified: {out.stat().st_size} bytes = projected" in capsys.readouterr().out
 
 
 def test_bpw_and_memory_targets(small_gguf: Path, costs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--target-bpw", "5.2", "--costs", str(costs_file), str(small_gguf), "Q4_K_M",
-                 "--json"]) == 0
+    assert main(["plan", "--target-bpw", "5.2", "--costs", str(costs_file), str(small_gguf), "Q4_K_M", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bpw"] <= 5.2
     kv = 2 * 3 * 64 * 2 * 2048  # K and V, 3 layers x 1 KV head x 64 dims, f16, 2048 cells
     memory = _q4km_bytes(small_gguf) + kv
-    assert main(["plan", "--target-memory", str(memory), "--ctx", "2048", "--costs", str(costs_file),
-                 str(small_gguf), "Q4_K_M", "--json"]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--target-memory",
+                str(memory),
+                "--ctx",
+                "2048",
+                "--costs",
+                str(costs_file),
+                str(small_gguf),
+                "Q4_K_M",
+                "--json",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert json.loads(captured.out)["file_bytes"] <= _q4km_bytes(small_gguf)
     assert f"KV cache {kv} bytes" in captured.err
@@ -95,8 +138,9 @@ def test_bpw_and_memory_targets(small_gguf: Path, costs_file: Path, capsys: pyte
         (["--target-size", "1g", "--cache-type-k", "q9"], "invalid --cache-type-k"),
     ],
 )
-def test_bad_budgets_give_one_line(small_gguf: Path, costs_file: Path, capsys: pytest.CaptureFixture[str],
-                                   flags: list[str], match: str) -> None:
+def test_bad_budgets_give_one_line(
+    small_gguf: Path, costs_file: Path, capsys: pytest.CaptureFixture[str], flags: list[str], match: str
+) -> None:
     assert main(["plan", *flags, "--costs", str(costs_file), str(small_gguf), "Q4_K_M"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err

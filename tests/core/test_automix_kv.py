@@ -1,4 +1,5 @@
 """KV-cache bytes: the formula, sliding-window layers, and llama.cpp's own allocation."""
+
 from __future__ import annotations
 
 import ctypes
@@ -24,9 +25,16 @@ def _header(arch: str, n_layer: int, **keys: object) -> SimpleNamespace:
 
 
 # Gemma-3-270M's attention metadata (gemma-3-270m-q4_k_m.gguf from the PyPI packages)
-GEMMA3_270M = dict(embedding_length=640, **{"attention.head_count": 4, "attention.head_count_kv": 1,
-                                            "attention.key_length": 256, "attention.value_length": 256,
-                                            "attention.sliding_window": 512})
+GEMMA3_270M = dict(
+    embedding_length=640,
+    **{
+        "attention.head_count": 4,
+        "attention.head_count_kv": 1,
+        "attention.key_length": 256,
+        "attention.value_length": 256,
+        "attention.sliding_window": 512,
+    },
+)
 
 
 def test_llama_formula(small_gguf: Path) -> None:
@@ -54,8 +62,7 @@ def test_gemma3_sliding_window_layers() -> None:
         (8192, False, "Q8_0", 12.75, 7.97),
     ],
 )
-def test_gemma3_matches_llama_cpp(n_ctx: int, swa_full: bool, cache_type: str, full_mib: float,
-                                  swa_mib: float) -> None:
+def test_gemma3_matches_llama_cpp(n_ctx: int, swa_full: bool, cache_type: str, full_mib: float, swa_mib: float) -> None:
     kv = kv_cache_bytes(_header("gemma3", 18, **GEMMA3_270M), n_ctx, cache_type, cache_type, swa_full=swa_full)
     assert kv.total / MIB == pytest.approx(full_mib + swa_mib, abs=0.01)
 

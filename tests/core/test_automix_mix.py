@@ -1,4 +1,5 @@
 """Auto-mix on real GGUF files: budgets met to the byte, pins, candidates, optimum, reproducibility."""
+
 from __future__ import annotations
 
 import itertools
@@ -174,8 +175,9 @@ def test_memory_budget_counts_the_kv_cache(model, q4km) -> None:
     r = space.solve(Budget(memory_bytes=memory, n_ctx=1000, reserve_bytes=100_000))
     assert r.kv_bytes == kv
     assert r.file_bytes + kv + 100_000 <= memory
-    q8 = space.solve(Budget(memory_bytes=memory, n_ctx=1000, reserve_bytes=100_000,
-                            cache_type_k="Q8_0", cache_type_v="Q8_0"))
+    q8 = space.solve(
+        Budget(memory_bytes=memory, n_ctx=1000, reserve_bytes=100_000, cache_type_k="Q8_0", cache_type_v="Q8_0")
+    )
     assert q8.kv_bytes < kv and q8.predicted_kld <= r.predicted_kld
 
 

@@ -1,4 +1,5 @@
 """The auto-mix's knapsack solver on constructed tables: optimum, monotonicity, speed."""
+
 from __future__ import annotations
 
 import itertools
