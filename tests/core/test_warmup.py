@@ -12,6 +12,7 @@ import pytest
 
 from quant_core import QuantError, UnknownTypeError, _numba_cache, quantize, warmup
 from quant_core.cli import main as cli_main
+from quant_core.cli import warmup_cmd
 from quant_core.evaluate import evaluate_tensor, sample_rows
 from quant_core.kernels import DEQUANTIZERS, QUANTIZERS
 from quant_core.model import open_model
@@ -157,10 +158,16 @@ def test_processes_share_out_the_types_and_compile_into_the_shared_cache() -> No
     assert warmup.cold_types(types) == []  # their markers are in this process's cache
 
 
-def test_cli_warmup_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(["warmup", "--types", "q8_0"]) == 0
+def test_cli_warmup_prints_one_line(
+    markers: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert cli_main(["warmup", "--types", "q8_0", "q4_0"]) == 0  # cold here: run by the processes
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and out[0].startswith("Kernels ready: 1 type(s)")
+    assert len(out) == 1 and out[0].startswith("Kernels ready: 2 type(s), ")
+    list(warmup.iter_warmup(["Q8_0"]))  # the markers this process reads
+    monkeypatch.setattr(warmup_cmd, "start_warmup_processes", lambda *a, **k: pytest.fail("nothing is cold"))
+    assert cli_main(["warmup", "--types", "q8_0"]) == 0
+    assert "0 prepared now, 1 already cached" in capsys.readouterr().out
 
 
 def test_cli_warmup_rejects_an_unknown_type(capsys: pytest.CaptureFixture[str]) -> None:
