@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         by_type[r.type].append(r)
     print(
         f"model {Path(a.model).name}: {len(table.costs)} tensors, {len(table.measured)} probe runs, "
-        f"beta {table.beta:.3f}, table {t_table:.1f} s wall / {c_table:.1f} s CPU (cached parts skipped), {len(results)} pairs {t_pairs:.1f} s"
+        f"beta {table.beta:.3f}, table {t_table:.1f} s wall / {c_table:.1f} s CPU (cached parts skipped), "
+        f"{len(results)} pairs {t_pairs:.1f} s"
     )
     for r in results:
         print(f"  {r.name:<32} {r.type:<8} predicted {r.predicted:.3e}  measured {r.measured:.3e}")
