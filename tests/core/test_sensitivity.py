@@ -193,3 +193,19 @@ def test_cli_table_and_bad_input(files, capsys):
     assert "blk.0.attn_v.weight" in out and "Q4_K" in out
     assert main([*args, "--prune-layers", "0"]) == 1
     assert "prune" in capsys.readouterr().err
+
+
+def test_an_imatrix_weights_the_errors_and_enables_its_types(files):
+    model = open_model(files["model"])
+    rng = np.random.default_rng(0)
+    values = {
+        t.name: rng.uniform(0.1, 10.0, t.n_per_row).astype(np.float32)
+        for t in model.tensors
+        if t.name.startswith("blk.") and t.name.endswith("weight") and len(t.shape) > 1
+    }
+    imatrix = Imatrix(values, [], 1, 512, "fake", "gguf")
+    plain = _table(files)
+    weighted = _table(files, imatrix=imatrix)
+    assert "IQ2_XXS" in weighted.costs["blk.0.ffn_up.weight"]
+    assert "IQ2_XXS" not in weighted.costs["token_embd.weight"]  # no importance values for it
+    assert weighted.errors["blk.0.ffn_up.weight"]["Q4_K"] != plain.errors["blk.0.ffn_up.weight"]["Q4_K"]
