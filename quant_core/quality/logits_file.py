@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ._kernels import softmax_rows
 from .errors import BaseFileError
 
 MAGIC = b"_logits_"
@@ -68,16 +69,9 @@ def _f32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def exp_f32(x: np.ndarray) -> np.ndarray:
-    """``expf`` as glibc computes it (correctly rounded in practice): exp in f64, rounded to f32."""
-    return np.exp(x.astype(np.float64)).astype(np.float32)
-
-
 def softmax_terms(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the maximum logit (f32) and ``float(log(sum(expf(l - max))))`` (sum in f64)."""
-    lmax = logits.max(axis=1)
-    sum_exp = exp_f32(logits - lmax[:, None]).sum(axis=1, dtype=np.float64)
-    return lmax, _f32(np.log(sum_exp))
+    return softmax_rows(np.ascontiguousarray(logits, dtype=np.float32))
 
 
 def encode_log_probs(logits: np.ndarray) -> np.ndarray:

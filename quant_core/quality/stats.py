@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .logits_file import LOG_PROB_RANGE, decode_log_probs, exp_f32, softmax_terms
+from ._kernels import kld_rows
 
 _F = np.float32
 
@@ -112,28 +112,20 @@ class KldAccumulator:
             )
 
     def _add_block(self, logits: np.ndarray, records: np.ndarray, tok: np.ndarray) -> None:
-        rows = np.arange(len(logits))
-        imax = logits.argmax(axis=1)
-        lmax, log_sum_exp = softmax_terms(logits)
-        nll = (lmax + log_sum_exp) - logits[rows, tok]
-        base = decode_log_probs(records, self.n_vocab)
-        nll_base = -base[rows, tok]
+        heads = np.ascontiguousarray(records[:, :4]).view("<f4")
+        codes = np.ascontiguousarray(records[:, 4 : 4 + self.n_vocab])
+        kld, nll, nll_base, same, dp = kld_rows(
+            np.ascontiguousarray(logits, dtype=np.float32), codes, heads, tok.astype(np.int64)
+        )
         s = self.sums
         s["nll"] += float(nll.sum(dtype=np.float64))
         s["nll2"] += float((nll * nll).sum(dtype=np.float64))
         s["nll_base"] += float(nll_base.sum(dtype=np.float64))
         s["nll_base2"] += float((nll_base * nll_base).sum(dtype=np.float64))
         s["nll_nll_base"] += float((nll * nll_base).sum(dtype=np.float64))
-
-        log_z = lmax + log_sum_exp
-        keep = base > -LOG_PROB_RANGE
-        terms = exp_f32(base) * ((base - logits) + log_z[:, None])
-        kld = np.where(keep, terms, _F(0)).sum(axis=1, dtype=np.float64)
         s["kld"] += float(kld.sum())
         s["kld2"] += float((kld * kld).sum())
-        self.n_same_top += int((imax == base.argmax(axis=1)).sum())
-
-        dp = exp_f32(-nll) - exp_f32(-nll_base)
+        self.n_same_top += int(same.sum())
         dp2 = (dp * dp).astype(np.float64)
         s["dp"] += float(dp.sum(dtype=np.float64))
         s["dp2"] += float(dp2.sum())

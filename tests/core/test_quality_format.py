@@ -177,3 +177,43 @@ def test_identical_model_scores_zero() -> None:
     # only the 16-bit coding of the base separates the two: |error| <= 16 / 65535 / 2 per log-prob
     assert abs(r.kld_mean) < 1e-5 and r.same_top_p == 1.0
     assert r.ppl == pytest.approx(r.ppl_base, rel=1.3e-4)
+
+
+def _libm():
+    import ctypes
+    import ctypes.util
+
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    libm.expf.restype, libm.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    libm.log.restype, libm.log.argtypes = ctypes.c_double, [ctypes.c_double]
+    return libm
+
+
+def test_exponentials_are_the_c_librarys() -> None:
+    """llama-perplexity calls expf; f64 exp rounded to f32 (or numpy's f32 exp) differs now and then."""
+    from quant_core.quality._kernels import kld_rows
+
+    libm = _libm()
+    rng = np.random.default_rng(7)
+    logits = (rng.standard_normal((20000, 4)) * 3).astype(np.float32)
+    records = encode_log_probs(logits + rng.standard_normal(logits.shape).astype(np.float32))
+    tokens = rng.integers(0, 4, len(logits))
+    heads = np.ascontiguousarray(records[:, :4]).view("<f4")
+    _, nll, nll_base, _, dp = kld_rows(logits, np.ascontiguousarray(records[:, 4:8]), heads, tokens)
+    want = [F(libm.expf(float(-a)) - libm.expf(float(-b))) for a, b in zip(nll, nll_base)]
+    assert dp.tolist() == want
+
+
+def test_softmax_terms_use_the_c_library_as_llama_perplexity() -> None:
+    """Bit-exact against libm's expf/log summed in order."""
+    from quant_core.quality.logits_file import softmax_terms
+
+    libm = _libm()
+    rng = np.random.default_rng(6)
+    logits = (rng.standard_normal((6, 4096)) * 3).astype(np.float32)
+    lmax, lse = softmax_terms(logits)
+    for row, mx, got in zip(logits, lmax, lse):
+        total = 0.0
+        for v in row:
+            total += libm.expf(float(F(v - mx)))
+        assert mx == row.max() and got == F(libm.log(total))
