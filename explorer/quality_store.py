@@ -12,7 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter
+import re
+from collections import defaultdict
 from dataclasses import dataclass, fields
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +31,8 @@ MIX = "mix"
 STORE_FORMAT = "quant-explorer-quality"
 STORE_VERSION = 1
 _MAX_RULES_SHOWN = 2
+_MAX_KINDS_SHOWN = 3
+_LAYER_PREFIX = re.compile(r"^blk\.\d+\.")
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,7 @@ def describe(state: PlanState) -> tuple[str, str]:
         more = len(o.tensor_types) - _MAX_RULES_SHOWN
         parts.append(shown + (f" and {more} more" if more > 0 else ""))
     if state.explicit:
-        per_type = Counter(t for _, t in state.explicit)
-        parts.append(", ".join(f"{n}× {t}" for t, n in sorted(per_type.items(), key=lambda kv: (-kv[1], kv[0]))))
+        parts.append(_describe_explicit(state.explicit))
     if o.output_tensor_type:
         parts.append(f"output {o.output_tensor_type}")
     if o.token_embedding_type:
@@ -134,6 +136,24 @@ def describe(state: PlanState) -> tuple[str, str]:
     ]
     parts.extend(flags)
     return " + ".join(parts) + suffix, MIX
+
+
+def _kind_of(name: str) -> str:
+    """'blk.3.ffn_down.weight' -> 'ffn_down'."""
+    return _LAYER_PREFIX.sub("", name).removesuffix(".weight")
+
+
+def _describe_explicit(explicit: tuple[tuple[str, str], ...]) -> str:
+    """Per chosen type, which tensors took it: '8 ffn_gate/ffn_up → Q3_K, token_embd → Q4_K'."""
+    by_type: dict[str, list[str]] = defaultdict(list)
+    for name, type_name in explicit:
+        by_type[type_name].append(name)
+    parts = []
+    for type_name, names in sorted(by_type.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        kinds = sorted({_kind_of(n) for n in names})
+        what = "/".join(kinds) if len(kinds) <= _MAX_KINDS_SHOWN else "tensors"
+        parts.append(f"{len(names)} {what} → {type_name}" if len(names) > 1 else f"{what} → {type_name}")
+    return ", ".join(parts)
 
 
 class MeasurementStore:
@@ -197,8 +217,7 @@ def _read(path: Path) -> Measurement | None:
         names = {f.name for f in fields(QualityReport)}
         report = QualityReport(**{k: v for k, v in doc["report"].items() if k in names})
         state = PlanState(recipe.options, tuple(sorted(recipe.explicit.items())))
-        return Measurement(
-            doc["key"], doc["name"], doc["kind"], state, int(doc["file_bytes"]), float(doc["bpw"]), report
-        )
+        name, kind = describe(state)  # named as today's version names mixes
+        return Measurement(doc["key"], name, kind, state, int(doc["file_bytes"]), float(doc["bpw"]), report)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, QuantError):
         return None

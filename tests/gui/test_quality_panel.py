@@ -107,8 +107,13 @@ def test_mix_names_say_preset_or_what_was_changed():
     assert describe(preset_state("Q6_K", QuantOptions(imatrix="x.dat"))) == ("Q6_K (imatrix)", PRESET)
     ruled = PlanState(replace(base.options, tensor_types=(("attn_v", "Q8_0"),)))
     assert describe(ruled) == ("Q4_K_M + attn_v=Q8_0", MIX)
-    picked = PlanState(base.options, (("a", "Q6_K"), ("b", "Q8_0"), ("c", "Q6_K")))
-    assert describe(picked) == ("Q4_K_M + 2× Q6_K, 1× Q8_0", MIX)
+    picked = PlanState(
+        base.options,
+        (("blk.0.ffn_down.weight", "Q6_K"), ("blk.1.ffn_down.weight", "Q6_K"), ("token_embd.weight", "Q8_0")),
+    )
+    assert describe(picked) == ("Q4_K_M + 2 ffn_down → Q6_K, token_embd → Q8_0", MIX)
+    many = tuple((f"blk.0.{k}.weight", "Q5_K") for k in ("attn_q", "attn_k", "attn_v", "ffn_up"))
+    assert describe(PlanState(base.options, many)) == ("Q4_K_M + 4 tensors → Q5_K", MIX)
     assert describe(PlanState(replace(base.options, pure=True)))[1] == MIX
 
 
@@ -150,7 +155,7 @@ def test_measure_adds_a_row_and_a_point_restorable_in_one_undo_step(qtbot, panel
 
     assert panel.table.rowCount() == 1 and len(t.measurements) == 1
     m = t.measurements[0]
-    assert m.kind == MIX and m.state == mix_state and m.name == f"Q4_K_M + {len(attn_v)}× Q8_0"
+    assert m.kind == MIX and m.state == mix_state and m.name == f"Q4_K_M + {len(attn_v)} attn_v → Q8_0"
     assert m.file_bytes == mix_bytes  # the measured file is the projected one
     r = m.report
     assert r.kld_mean >= 0 and r.kld_p99 >= r.kld_median >= 0
