@@ -11,8 +11,8 @@ app never needs them)::
 
     python3 -m venv /work/trainenv && /work/trainenv/bin/pip install -r tools/requirements-train.txt
 
-The committed model was made with the defaults (from the repository root, about 20 minutes on
-2 CPU cores)::
+The committed model was made with the defaults (from the repository root; 26 minutes on 2 CPU
+cores busy with other jobs, ``tests/data/demo/training.json`` has the loss curve)::
 
     /work/trainenv/bin/python tools/train_demo_model.py $T/alice29.txt $T/asyoulik.txt \
         $T/lcet10.txt $T/plrabn12.txt
