@@ -9,7 +9,9 @@ llama.cpp as the quality runtime, then measures it:
     llama-perplexity -m BASE -f TEXT -c 512 -t T --kl-divergence-base base.kld
     llama-perplexity -m CAND -f TEXT -c 512 -t T --kl-divergence-base base.kld --kl-divergence
 
-The printed statistics go to tests/data/quality/llama_perplexity.json with the exact commands,
+The test data is recorded with ``--chunks 12`` (tests/data/quality/llama_perplexity.json); the
+whole text, for the preset table, with ``--out tests/data/quality/llama_perplexity_full.json``.
+The printed statistics go to the JSON file with the exact commands,
 the sha256 of model, text and candidates, and two interoperability checks: whether our base pass
 writes the same bytes as llama-perplexity's, and what llama-perplexity reports when it reads
 ours.
