@@ -23,6 +23,7 @@ from ..model import MetaField, Model
 from ..plan import Plan, QuantOptions, build_plan
 from ..qtypes import is_float_type
 from ..quality import QualityProgress, read_text_file
+from ..quality.runtime import load_runtime
 from . import fit
 from .candidates import candidate_types, probe_choices
 from .proxy import tensor_errors
@@ -115,6 +116,7 @@ def iter_sensitivity(
     """
     settings = settings or SensitivitySettings.for_model(model)
     plan = _plan_for(model, options, imatrix)
+    load_runtime()  # without llama.cpp, say so before minutes of weight errors
     text = read_text_file(DEMO_EVAL_TEXT) if text is None else text
     tensors = [tp for tp in plan.tensors if tp.quantizable]
     if not tensors:

@@ -209,3 +209,17 @@ def test_an_imatrix_weights_the_errors_and_enables_its_types(files):
     assert "IQ2_XXS" in weighted.costs["blk.0.ffn_up.weight"]
     assert "IQ2_XXS" not in weighted.costs["token_embd.weight"]  # no importance values for it
     assert weighted.errors["blk.0.ffn_up.weight"]["Q4_K"] != plain.errors["blk.0.ffn_up.weight"]["Q4_K"]
+
+
+def test_missing_runtime_is_one_line_before_any_work(files, monkeypatch, capsys):
+    from quant_core.quality.errors import RuntimeMissingError
+
+    def missing():
+        raise RuntimeMissingError()
+
+    calls = _counting(monkeypatch)
+    monkeypatch.setattr(sens_core, "load_runtime", missing)
+    args = ["sensitivity", str(files["model"]), "--text", str(files["text"]), "--ctx", str(N_CTX), "--no-cache"]
+    assert main(args) == 1
+    assert "quant-explorer[quality]" in capsys.readouterr().err
+    assert calls == {"runs": [], "errors": []}
