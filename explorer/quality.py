@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 REFERENCE_PRESETS = ("Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
 DEFAULT_CTX = 512
 _STAGES = ("base", "export", "candidate")
-_STAGE_NAMES = {"base": "base model", "export": "export", "candidate": "candidate"}
+_STAGE_NAMES = {"start": "starting", "base": "base model", "export": "export", "candidate": "candidate"}
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ class QualityTracker(QObject):
         worker.signals.yielded.connect(lambda value, w=worker: self._on_item(w, value))
         worker.signals.errored.connect(lambda message, w=worker: self._on_error(w, message))
         worker.signals.finished.connect(lambda w=worker: self._on_finished(w))
-        self._emit_progress(item, QualityProgress("base", 0, 1))
+        self._emit_progress(item, QualityProgress("start", 0, 1))
         self.runner.start(worker)
 
     def _is_current(self, worker: GeneratorWorker) -> bool:
@@ -309,7 +309,7 @@ class QualityTracker(QObject):
         within = (stage + min(max(p.fraction, 0.0), 1.0)) / len(_STAGES)
         overall = (done + within) / max(total, 1)
         count = f" ({done + 1}/{total})" if total > 1 else ""
-        unit = "" if p.stage == "export" else f" {p.done:.0f}/{p.total:.0f} chunks"
+        unit = f" {p.done:.0f}/{p.total:.0f} chunks" if p.stage in ("base", "candidate") else ""
         self.progress.emit(overall, f"{item.name}{count}: {_STAGE_NAMES.get(p.stage, p.stage)}{unit}")
 
     def _end_batch(self) -> None:
