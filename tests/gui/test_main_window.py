@@ -32,7 +32,7 @@ def test_opens_the_demo_model_and_measures_error(window, qtbot) -> None:
     assert window.open_path(DEMO_MODEL)
     s = window.session
     assert s.model is not None and s.plan is not None
-    assert "demo-synthetic-llama.gguf" in window.windowTitle()
+    assert DEMO_MODEL.name in window.windowTitle()
     qtbot.waitUntil(lambda: s.idle and s.evaluation("blk.0.attn_q.weight") is not None, timeout=240_000)
     assert 0 < s.evaluation("blk.0.attn_q.weight").stats.rel_rmse < 0.2
     assert window.status_label.text().startswith("Ready")
