@@ -242,3 +242,24 @@ def test_plan_changes_during_a_measurement_do_not_cancel_it(qtbot, panel, demo):
     assert [m.state for m in t.measurements] == [measured] and panel.error_label.text() == ""
     ring, _ = panel.current_item.getData()  # the current plan (Q6_K) is not measured: no ring
     assert t.current_key() != t.measurements[0].key and (ring is None or len(ring) == 0)
+
+
+def test_measurements_belong_to_their_text_and_chunks(qtbot, panel, demo, tmp_path):
+    t = demo.quality
+    assert t.measure_current()
+    _wait_done(qtbot, t)
+    measured = [m.key for m in t.measurements]
+    assert len(measured) == 1
+    t.set_chunks(CHUNKS + 1)  # another setup: other numbers, not shown with these
+    assert t.measurements == [] and panel.table.rowCount() == 0 and "at most 3 chunks" in panel.info_label.text()
+    t.set_chunks(CHUNKS)  # back: read from the disk cache, nothing measured again
+    assert [m.key for m in t.measurements] == measured and not t.running and panel.table.rowCount() == 1
+
+    failures: list[str] = []
+    t.failed.connect(failures.append)
+    assert not t.set_text(tmp_path / "missing.txt")
+    assert failures and "missing.txt" in failures[0] and t.text_path == DEMO_EVAL_TEXT
+    other = tmp_path / "other.txt"
+    other.write_bytes(DEMO_EVAL_TEXT.read_bytes()[: len(DEMO_EVAL_TEXT.read_bytes()) // 2])
+    assert t.set_text(other)
+    assert t.measurements == [] and "other.txt" in panel.info_label.text()
