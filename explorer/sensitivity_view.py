@@ -124,6 +124,7 @@ class SensitivityView(QWidget):
         self.job.failed.connect(self._on_failed)
         self.job.running_changed.connect(self._on_running)
         session.model_changed.connect(self._on_model_changed)
+        session.imatrix_changed.connect(self._on_model_changed)  # costs depend on the importance matrix
         self._on_model_changed()
 
     def _build(self) -> None:

@@ -85,3 +85,22 @@ def test_cancel_stops_and_says_it_resumes(qtbot, view):
     assert view.table is None
     assert "resumes" in view.status.text()
     assert view.compute_button.isEnabled() and not view.cancel_button.isEnabled()
+
+
+def test_a_new_model_or_imatrix_clears_the_map(view):
+    from quant_core.sensitivity import SensitivityTable
+
+    table = SensitivityTable(
+        costs={"blk.0.attn_q.weight": {"Q4_K": 1e-3}},
+        sensitivity={"blk.0.attn_q.weight": 0.5},
+        errors={"blk.0.attn_q.weight": {"Q4_K": 2e-3}},
+        beta=1.0,
+        unit_of={"blk.0.attn_q.weight": "blk.0.attn_q.weight"},
+        probes={"blk.0.attn_q.weight": ("Q3_K",)},
+        measured={},
+        floor=0.0,
+    )
+    view.set_table(table)
+    assert view.grid.item(0, 0).text() == "0.001"  # no row for token_embd / output here
+    view.session.imatrix_changed.emit()
+    assert view.table is None and view.grid.rowCount() == 0
