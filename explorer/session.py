@@ -25,7 +25,7 @@ from quant_core.ftypes import file_type
 from quant_core.imatrix import Imatrix, load_for_quantize, tensor_importance
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
-from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem
+from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem, with_explicit
 from quant_core.qtypes import is_float_type
 from quant_core.recipe import Recipe, check_options, llama_quantize_command
 from quant_core.size import SizeReport, project_size
@@ -42,10 +42,14 @@ ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, excl
 
 @dataclass(frozen=True)
 class PlanState:
-    """What the user decides: llama-quantize options plus explicit per-tensor types."""
+    """What the user decides: llama-quantize options plus explicit per-tensor types.
+
+    ``auto_mixed`` names the explicit types an auto-mix chose (reason kind AUTO_MIX, not pinned).
+    """
 
     options: QuantOptions
     explicit: tuple[tuple[str, str], ...] = ()
+    auto_mixed: tuple[str, ...] = ()
 
     @property
     def explicit_map(self) -> dict[str, str]:
@@ -97,9 +101,22 @@ def model_is_quantized(model: Model) -> bool:
 
 
 class _PlanCommand(QUndoCommand):
-    def __init__(self, session: ExplorerSession, before: PlanState, after: PlanState, text: str) -> None:
+    def __init__(self, session: ExplorerSession, before: PlanState, after: PlanState, text: str,
+                 merge_key: object = None) -> None:
         super().__init__(text)
         self.session, self.before, self.after = session, before, after
+        self.merge_key = merge_key
+
+    def id(self) -> int:
+        return -1 if self.merge_key is None else 1
+
+    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt's name)
+        """Steps with the same merge key (one slider drag) become one undo step."""
+        if not isinstance(other, _PlanCommand) or other.merge_key != self.merge_key:
+            return False
+        self.after = other.after
+        self.setText(other.text())
+        return True
 
     def redo(self) -> None:
         self.session._apply_state(self.after)
@@ -184,11 +201,12 @@ class ExplorerSession(QObject):
         return True
 
     # ----- plan changes (all undoable) ----------------------------------------------------
-    def set_state(self, state: PlanState, text: str) -> bool:
+    def set_state(self, state: PlanState, text: str, merge_key: object = None) -> bool:
         """Validate and apply a new plan state as one undoable step.
 
         An importance matrix not read yet is read in the background first (True: the change is
         under way); any other problem is reported through ``error`` and nothing changes.
+        Consecutive steps with the same non-None ``merge_key`` merge into one undo step.
         """
         if self.model is None or state == self.state:
             return False
@@ -200,7 +218,7 @@ class ExplorerSession(QObject):
         except QuantError as err:
             self.error.emit(str(err))
             return False
-        self.undo_stack.push(_PlanCommand(self, self.state, state, text))
+        self.undo_stack.push(_PlanCommand(self, self.state, state, text, merge_key))
         return True
 
     def _resolve(self, state: PlanState) -> _Resolved:
@@ -211,6 +229,8 @@ class ExplorerSession(QObject):
         check_options(state.options)
         imatrix, keys = self._imatrix_for(state.options)
         plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
+        if state.auto_mixed:
+            plan = with_explicit(plan, state.explicit_map, auto_mixed=state.auto_mixed)
         return _Resolved(state, imatrix, keys, plan, project_size(self.model, plan, keys))
 
     def set_preset(self, preset: str) -> bool:
@@ -227,17 +247,18 @@ class ExplorerSession(QObject):
         """Give the named tensors an explicit type (tensors that cannot take it are skipped)."""
         assert self.plan is not None
         explicit = self.state.explicit_map
-        applied = 0
+        applied = set()
         for name in names:
             tp = self.plan.tensor(name)
             if type_problem(tp, type_name) is None:
                 explicit[name] = type_name
-                applied += 1
+                applied.add(name)
         if not applied:
             self.error.emit(f"{type_name} cannot be used for the selected tensors")
             return False
-        return self.set_state(replace(self.state, explicit=tuple(sorted(explicit.items()))),
-                              f"{type_name} for {applied} tensor(s)")
+        auto = tuple(n for n in self.state.auto_mixed if n not in applied)  # chosen by hand now: pinned
+        return self.set_state(replace(self.state, explicit=tuple(sorted(explicit.items())), auto_mixed=auto),
+                              f"{type_name} for {len(applied)} tensor(s)")
 
     def reset_types(self, names: Iterable[str]) -> bool:
         """Back to the preset's choice for the named tensors."""

@@ -38,6 +38,7 @@ from .plot_common import format_bytes, make_plot
 PRESET_COLOR = "#BB5566"
 MIX_COLOR = "#4477AA"
 CURRENT_COLOR = "#222222"
+PREDICTED_COLOR = "#228833"
 KLD_FLOOR = 1e-6  # a lossless mix has KLD 0, which a log axis cannot show
 PROGRESS_STEPS = 1000
 COLUMNS = ("Mix", "Size", "bpw", "PPL", "Mean KLD", "99 % KLD", "Same top p")
@@ -77,6 +78,7 @@ class QualityPanel(QWidget):
         self.tracker: QualityTracker = session.quality
         self.labels: list[pg.TextItem] = []
         self.points: dict[str, tuple[float, float]] = {}  # key -> (MiB, mean KLD) as plotted
+        self.prediction_item: pg.PlotDataItem | None = None  # auto-mix's predicted curve
         self.runtime = False
         self._build()
         t = self.tracker
@@ -330,6 +332,19 @@ class QualityPanel(QWidget):
             font = cell.font()
             font.setBold(cell.data(Qt.UserRole) == key)
             cell.setFont(font)
+
+    def set_prediction(self, curve: object | None) -> None:
+        """Draw a predicted size–KLD line (``curve.mib``, ``curve.kld``, ``curve.label``); None removes it."""
+        item = self.plot.getPlotItem()
+        if self.prediction_item is not None:
+            item.removeItem(self.prediction_item)
+            self.prediction_item = None
+        if curve is None or not len(curve.mib):  # type: ignore[attr-defined]
+            return
+        pen = pg.mkPen(PREDICTED_COLOR, width=1.5)
+        ys = np.maximum(np.asarray(curve.kld, dtype=float), KLD_FLOOR)  # type: ignore[attr-defined]
+        self.prediction_item = pg.PlotDataItem(curve.mib, ys, pen=pen, name=curve.label)  # type: ignore[attr-defined]
+        item.addItem(self.prediction_item)
 
     # ----- restoring ------------------------------------------------------------------------------
     def _on_points_clicked(self, _item: object, points: list, _ev: object) -> None:

@@ -26,8 +26,13 @@ def ordered_types() -> list[str]:
 
 
 def is_explicit(tp: TensorPlan) -> bool:
-    """The user chose this tensor's type by hand (map, table or recipe)."""
-    return tp.why.kind is ReasonKind.EXPLICIT
+    """The type was chosen for this tensor: by hand (map, table or recipe) or by an auto-mix."""
+    return tp.why.kind is ReasonKind.EXPLICIT or tp.why.kind is ReasonKind.AUTO_MIX
+
+
+def is_auto_mixed(tp: TensorPlan) -> bool:
+    """An auto-mix chose this tensor's type (marked like a hand-chosen one, not pinned)."""
+    return tp.why.kind is ReasonKind.AUTO_MIX
 
 
 def is_fallback(tp: TensorPlan) -> bool:
@@ -68,7 +73,9 @@ def tensor_tooltip(tp: TensorPlan, evaluation: object | None) -> str:
     src = tp.source
     shape = " × ".join(str(d) for d in src.shape)
     mark = ""
-    if is_explicit(tp):
+    if is_auto_mixed(tp):
+        mark = " (chosen by auto-mix)"
+    elif is_explicit(tp):
         mark = " (chosen by hand)"
     elif is_fallback(tp):
         mark = f" (fallback from {tp.why.fallback_from})"
