@@ -14,7 +14,9 @@ from .panels.error_overview import ErrorOverview
 from .panels.inspector import Inspector
 from .panels.mix_map import MixMap
 from .panels.plan_panel import PlanPanel
+from .panels.quality_panel import QualityPanel
 from .panels.size_panel import SizePanel
+from .panels.target_panel import TargetPanel
 from .panels.tensor_table import TensorTable
 from .sensitivity_view import SensitivityView
 from .session import ExplorerSession
@@ -57,19 +59,27 @@ class MainWindow(QMainWindow):
         self.size_panel = SizePanel(s)
         self.error_overview = ErrorOverview(s)
         self.sensitivity_view = SensitivityView(s)
+        self.quality_panel = QualityPanel(s)
         self.docks = {
             "Plan": self._dock("Plan", self.plan_panel, Qt.LeftDockWidgetArea),
             "Inspector": self._dock("Inspector", self.inspector, Qt.RightDockWidgetArea),
             "Size": self._dock("Size", self.size_panel, Qt.BottomDockWidgetArea),
             "Error overview": self._dock("Error overview", self.error_overview, Qt.BottomDockWidgetArea),
             "Sensitivity": self._dock("Sensitivity", self.sensitivity_view, Qt.BottomDockWidgetArea),
+            "Quality": self._dock("Quality", self.quality_panel, Qt.RightDockWidgetArea),
         }
         self.splitDockWidget(self.docks["Size"], self.docks["Error overview"], Qt.Horizontal)
         bottom = [self.docks["Size"], self.docks["Error overview"]]
         self.resizeDocks(bottom, [300, 300], Qt.Vertical)
         self.tabifyDockWidget(self.docks["Error overview"], self.docks["Sensitivity"])
         self.docks["Error overview"].raise_()
+        self.tabifyDockWidget(self.docks["Inspector"], self.docks["Quality"])  # tall: plot above table
+        self.docks["Inspector"].raise_()
         self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], [330, 430], Qt.Horizontal)
+        self.target_panel = TargetPanel(s)
+        self.docks["Target"] = self._dock("Target", self.target_panel, Qt.LeftDockWidgetArea)
+        self.splitDockWidget(self.docks["Plan"], self.docks["Target"], Qt.Vertical)
+        self.target_panel.curve_changed.connect(self.quality_panel.set_prediction)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -124,6 +134,17 @@ class MainWindow(QMainWindow):
         edit.addAction(self._action("Copy llama-quantize command", self.copy_command, "Ctrl+Shift+C",
                                     "Copy the equivalent llama-quantize command line"))
 
+        tools = bar.addMenu("&Tools")
+        self.measure_action = self._action("&Measure quality", self.measure_quality, "Ctrl+M",
+                                           "Measure KL divergence and perplexity of the current plan with llama.cpp")
+        tools.addAction(self.measure_action)
+        tools.addAction(self._action("Measure &presets", self.measure_presets, None,
+                                     "Measure llama.cpp's presets Q2_K … Q8_0 as reference points"))
+        self.automix_action = self._action("&Auto-mix to target…", self.auto_mix_target, "Ctrl+Shift+A",
+                                           "Propose the mix with the least predicted KLD within a size, bpw or "
+                                           "memory budget")
+        tools.addAction(self.automix_action)
+
         view = bar.addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -174,6 +195,26 @@ class MainWindow(QMainWindow):
     def export_dialog(self) -> None:
         if self.session.model is not None:
             ExportDialog(self.session, self).exec()
+
+    def measure_quality(self) -> None:
+        """Show the Quality panel and measure the current plan there."""
+        self.docks["Quality"].show()
+        self.docks["Quality"].raise_()
+        if self.quality_panel.measure_button.isEnabled():
+            self.session.quality.measure_current()
+
+    def auto_mix_target(self) -> None:
+        """Show the Target panel with its budget field focused."""
+        self.docks["Target"].show()
+        self.docks["Target"].raise_()
+        self.target_panel.value_spin.setFocus()
+        self.target_panel.value_spin.selectAll()
+
+    def measure_presets(self) -> None:
+        self.docks["Quality"].show()
+        self.docks["Quality"].raise_()
+        if self.quality_panel.presets_button.isEnabled():
+            self.session.quality.measure_presets()
 
     def copy_command(self) -> None:
         if self.session.model is not None:
@@ -253,5 +294,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802
         self.sensitivity_view.shutdown()
+        self.target_panel.shutdown()
+        self.session.quality.shutdown()
         self.session.shutdown()
         super().closeEvent(event)
