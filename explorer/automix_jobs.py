@@ -109,6 +109,7 @@ class AutoMixer(QObject):
         self._costs_key: tuple | None = None
         self._space: MixSpace | None = None
         self._space_key: tuple | None = None
+        self.space_version = 0  # counts rebuilt mix spaces: the curve is redrawn when it changes
         self.worker: GeneratorWorker | None = None
         session.model_changed.connect(self._forget)
         session.imatrix_changed.connect(self._forget)
@@ -172,12 +173,13 @@ class AutoMixer(QObject):
         s = self.session
         if not self.has_costs or s.model is None or s.plan is None:
             raise AutoMixError("no cost table yet: press Propose to compute it")
-        key = (self._costs_key, s.state.options, frozenset(pinned_names(s.plan)),
-               tuple(sorted((n, t) for n, t in s.plan.explicit.items() if n in pinned_names(s.plan))))
+        pinned = pinned_names(s.plan)
+        key = (self._costs_key, s.state.options, tuple(sorted((n, s.plan.tensor(n).type) for n in pinned)))
         if self._space is None or self._space_key != key:
             assert self.costs is not None
             self._space = MixSpace(s.model, s.plan, self.costs.table, imatrix=s.imatrix, imatrix_keys=s.imatrix_keys)
             self._space_key = key
+            self.space_version += 1
         return self._space
 
     def predicted(self, result: MixResult) -> float:

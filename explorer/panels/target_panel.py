@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quant_core.automix import Budget, MixResult
+from quant_core.automix import Budget, BudgetError, MixResult
 from quant_core.automix.kv import KV_TYPES
 from quant_core.errors import QuantError
 
@@ -58,13 +58,14 @@ class TargetPanel(QWidget):
         self._pending = False  # propose once the costs arrive
         self._syncing = False  # value and slider set from code: no proposal
         self._drag: int | None = None
+        self._curve_version = -1  # the mix space the drawn curve belongs to
         self._build()
         self.mixer.progress.connect(self._on_progress)
         self.mixer.running_changed.connect(self._on_running)
         self.mixer.failed.connect(self._show_message)
         self.mixer.costs_ready.connect(self._on_costs)
         session.model_changed.connect(self._on_model_changed)
-        session.plan_changed.connect(self._update_range)
+        session.plan_changed.connect(self._on_plan_changed)
         self._on_model_changed()
 
     # ----- layout -----------------------------------------------------------------------------
@@ -180,12 +181,18 @@ class TargetPanel(QWidget):
             self._pending = False
             self.propose()
 
+    def _on_plan_changed(self) -> None:
+        self._update_range()  # builds a new mix space when the pins or options changed
+        if self.mixer.has_costs and self.mixer.space_version != self._curve_version:
+            self._update_curve()
+
     def _update_curve(self) -> None:
         try:
             self._set_curve(self.mixer.curve())
         except QuantError as err:
             self._set_curve(None)
             self._show_message(str(err))
+        self._curve_version = self.mixer.space_version
 
     def _set_curve(self, curve: Curve | None) -> None:
         self.curve = curve
@@ -312,12 +319,25 @@ class TargetPanel(QWidget):
             return False
         try:
             result = self.mixer.solve(self.budget())
+        except BudgetError as err:
+            self._show_message(self._too_small() or str(err))
+            return False
         except QuantError as err:
             self._show_message(str(err))
             return False
         self.last = result
         self._show_result(result)
         return self.mixer.apply(result, f"Auto-mix for {self.describe()}", merge_key)
+
+    def _too_small(self) -> str | None:
+        """The unmet budget in the panel's words (None when the range is unknown)."""
+        rng = self.value_range()
+        if rng is None:
+            return None
+        unit = "bpw" if self.mode == BPW else "MiB"
+        digits = 3 if self.mode == BPW else 2
+        return (f"{self.describe()} cannot be met: the smallest achievable mix needs "
+                f"{rng[0]:.{digits}f} {unit}")
 
     def _show_result(self, r: MixResult) -> None:
         costs = self.mixer.costs
