@@ -1,7 +1,12 @@
 """``quant-explorer`` entry point: subcommands go to the Qt-free CLI, anything else to the GUI."""
 from __future__ import annotations
 
+import os
 import sys
+
+# Before numba or llama.cpp starts libgomp: idle OpenMP threads sleep instead of spinning, so the
+# kernels and llama.cpp do not steal each other's cores (see quant_core/quality/runtime.py).
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from quant_core.cli import SUBCOMMANDS
 from quant_core.cli import main as cli_main

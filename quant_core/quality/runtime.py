@@ -47,6 +47,10 @@ def load_runtime() -> ModuleType:
     """llama-cpp-python's low-level module, initialised once with llama.cpp's log silenced."""
     if "ll" in _state:
         return _state["ll"]
+    # llama.cpp's OpenMP threads spin between graph evaluations by default; on a machine that is
+    # busy (numba's workers, the GUI) that spinning made a demo-model run 10x slower. Read once,
+    # when libgomp starts, so the entry points set it first too.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     try:
         from llama_cpp import llama_cpp as ll
     except (ImportError, OSError):  # OSError: the package is there but its libllama is not loadable
