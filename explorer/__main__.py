@@ -1,4 +1,5 @@
 """``quant-explorer`` entry point: subcommands go to the Qt-free CLI, anything else to the GUI."""
+
 from __future__ import annotations
 
 import os

@@ -100,8 +100,9 @@ class AutoMixer(QObject):
     failed = Signal(str)
     costs_ready = Signal()
 
-    def __init__(self, session: ExplorerSession, cost_source: CostSource | None = None,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, session: ExplorerSession, cost_source: CostSource | None = None, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.cost_source = cost_source or default_costs

@@ -4,6 +4,7 @@ Types are ordered by bits per weight and spread along cividis, a colour map desi
 read by people with colour-vision deficiencies (dark = few bits, bright = many bits). The
 type name is always written on the colour too, so colour is never the only cue.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

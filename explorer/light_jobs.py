@@ -5,6 +5,7 @@ Reading an importance matrix and building the llama-quantize command line are pl
 at once: they run on their own one-thread pool, not on the :class:`~explorer.workers.JobRunner`
 that runs the kernels.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -28,8 +29,9 @@ class LightJobs(QObject):
         self.pool.setMaxThreadCount(1)
         self._workers: set[GeneratorWorker] = set()
 
-    def run(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None],
-            on_error: Callable[[str], None]) -> GeneratorWorker:
+    def run(
+        self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None], on_error: Callable[[str], None]
+    ) -> GeneratorWorker:
         """Start the job; the callbacks run on the GUI thread."""
         worker = GeneratorWorker(lambda: _once(fn, args))
         worker.signals.yielded.connect(on_result)

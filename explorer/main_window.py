@@ -1,4 +1,5 @@
 """The main window: composition of the panels around one session, menus, shortcuts, drops."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,14 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar, QTabWidget, QWidget,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QTabWidget,
+    QWidget,
 )
 
 from .dialogs.export_dialog import ExportDialog
@@ -105,13 +113,23 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.open_action)
         self.recent_menu = file_menu.addMenu("Open &recent")
         self._refresh_recent()
-        file_menu.addAction(self._action("Load &importance matrix…", self.imatrix_dialog, None,
-                                         "Load an imatrix (.dat or GGUF) made by llama-imatrix"))
+        file_menu.addAction(
+            self._action(
+                "Load &importance matrix…",
+                self.imatrix_dialog,
+                None,
+                "Load an imatrix (.dat or GGUF) made by llama-imatrix",
+            )
+        )
         file_menu.addAction(self._action("Drop importance matrix", lambda: s.set_imatrix(None)))
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Load recipe…", self.load_recipe_dialog, "Ctrl+L"))
-        self.save_action = self._action("&Save recipe…", self.save_recipe_dialog, QKeySequence.Save,
-                                        "Save preset, rules and per-tensor choices as JSON")
+        self.save_action = self._action(
+            "&Save recipe…",
+            self.save_recipe_dialog,
+            QKeySequence.Save,
+            "Save preset, rules and per-tensor choices as JSON",
+        )
         file_menu.addAction(self.save_action)
         file_menu.addSeparator()
         self.export_action = self._action("&Export GGUF…", self.export_dialog, "Ctrl+E", "Quantize and write the GGUF")
@@ -127,22 +145,45 @@ class MainWindow(QMainWindow):
         edit.addAction(self.undo_action)
         edit.addAction(self.redo_action)
         edit.addSeparator()
-        self.reset_action = self._action("Reset selection to preset", lambda: s.reset_types(s.selected), None,
-                                         "Give the selected tensors the preset's type again")
+        self.reset_action = self._action(
+            "Reset selection to preset",
+            lambda: s.reset_types(s.selected),
+            None,
+            "Give the selected tensors the preset's type again",
+        )
         self.reset_action.setShortcuts([QKeySequence(Qt.Key_Delete), QKeySequence(Qt.Key_Backspace)])
         edit.addAction(self.reset_action)
-        edit.addAction(self._action("Copy llama-quantize command", self.copy_command, "Ctrl+Shift+C",
-                                    "Copy the equivalent llama-quantize command line"))
+        edit.addAction(
+            self._action(
+                "Copy llama-quantize command",
+                self.copy_command,
+                "Ctrl+Shift+C",
+                "Copy the equivalent llama-quantize command line",
+            )
+        )
 
         tools = bar.addMenu("&Tools")
-        self.measure_action = self._action("&Measure quality", self.measure_quality, "Ctrl+M",
-                                           "Measure KL divergence and perplexity of the current plan with llama.cpp")
+        self.measure_action = self._action(
+            "&Measure quality",
+            self.measure_quality,
+            "Ctrl+M",
+            "Measure KL divergence and perplexity of the current plan with llama.cpp",
+        )
         tools.addAction(self.measure_action)
-        tools.addAction(self._action("Measure &presets", self.measure_presets, None,
-                                     "Measure llama.cpp's presets Q2_K … Q8_0 as reference points"))
-        self.automix_action = self._action("&Auto-mix to target…", self.auto_mix_target, "Ctrl+Shift+A",
-                                           "Propose the mix with the least predicted KLD within a size, bpw or "
-                                           "memory budget")
+        tools.addAction(
+            self._action(
+                "Measure &presets",
+                self.measure_presets,
+                None,
+                "Measure llama.cpp's presets Q2_K … Q8_0 as reference points",
+            )
+        )
+        self.automix_action = self._action(
+            "&Auto-mix to target…",
+            self.auto_mix_target,
+            "Ctrl+Shift+A",
+            "Propose the mix with the least predicted KLD within a size, bpw or memory budget",
+        )
         tools.addAction(self.automix_action)
 
         view = bar.addMenu("&View")
@@ -173,8 +214,12 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def imatrix_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Load importance matrix", self._last_dir(),
-                                              "Importance matrices (*.dat *.gguf *.imatrix);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Load importance matrix",
+            self._last_dir(),
+            "Importance matrices (*.dat *.gguf *.imatrix);;All files (*)",
+        )
         if path:
             self.session.set_imatrix(path)
 
@@ -222,10 +267,13 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Copied the llama-quantize command line")
 
     def about(self) -> None:
-        QMessageBox.about(self, "About Quant Explorer",
-                          "Quant Explorer designs mixed-precision GGUF quantizations, shows their "
-                          "error and size before writing, and exports files byte-identical to "
-                          "llama.cpp's llama-quantize.")
+        QMessageBox.about(
+            self,
+            "About Quant Explorer",
+            "Quant Explorer designs mixed-precision GGUF quantizations, shows their "
+            "error and size before writing, and exports files byte-identical to "
+            "llama.cpp's llama-quantize.",
+        )
 
     def show_error(self, message: str) -> None:
         self.status_label.setText(message)

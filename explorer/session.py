@@ -8,6 +8,7 @@ results dropped; they are kept in one :class:`~explorer.stats_cache.StatisticsCa
 read through the session. Reading an importance matrix and building the llama-quantize command
 run as light jobs off the GUI thread.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -101,8 +102,9 @@ def model_is_quantized(model: Model) -> bool:
 
 
 class _PlanCommand(QUndoCommand):
-    def __init__(self, session: ExplorerSession, before: PlanState, after: PlanState, text: str,
-                 merge_key: object = None) -> None:
+    def __init__(
+        self, session: ExplorerSession, before: PlanState, after: PlanState, text: str, merge_key: object = None
+    ) -> None:
         super().__init__(text)
         self.session, self.before, self.after = session, before, after
         self.merge_key = merge_key
@@ -257,8 +259,10 @@ class ExplorerSession(QObject):
             self.error.emit(f"{type_name} cannot be used for the selected tensors")
             return False
         auto = tuple(n for n in self.state.auto_mixed if n not in applied)  # chosen by hand now: pinned
-        return self.set_state(replace(self.state, explicit=tuple(sorted(explicit.items())), auto_mixed=auto),
-                              f"{type_name} for {len(applied)} tensor(s)")
+        return self.set_state(
+            replace(self.state, explicit=tuple(sorted(explicit.items())), auto_mixed=auto),
+            f"{type_name} for {len(applied)} tensor(s)",
+        )
 
     def reset_types(self, names: Iterable[str]) -> bool:
         """Back to the preset's choice for the named tensors."""
@@ -389,8 +393,15 @@ class ExplorerSession(QObject):
                 self.command_ready.emit(text)
 
         self.light.drop(self._command_job)
-        self._command_job = self.light.run(llama_quantize_command, self.model, plan, str(self.model.path),
-                                           COMMAND_OUTPUT, on_result=done, on_error=self._on_light_error)
+        self._command_job = self.light.run(
+            llama_quantize_command,
+            self.model,
+            plan,
+            str(self.model.path),
+            COMMAND_OUTPUT,
+            on_result=done,
+            on_error=self._on_light_error,
+        )
 
     def _on_light_error(self, message: str) -> None:
         if not self._closed:
@@ -476,10 +487,7 @@ class ExplorerSession(QObject):
     def _overview_job(self) -> GeneratorWorker | None:
         plan = self.plan
         assert plan is not None
-        missing = [
-            tp.name for tp in plan.tensors
-            if tp.quantizable and not self.stats.known(tp.name, tp.type)
-        ]
+        missing = [tp.name for tp in plan.tensors if tp.quantizable and not self.stats.known(tp.name, tp.type)]
         if not missing:
             return None
         model, imatrix, threads, rows = self.model, self.imatrix, self.threads, self.sample_rows

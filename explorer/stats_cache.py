@@ -7,6 +7,7 @@ not in the key: the session calls :meth:`StatisticsCache.clear` when either chan
 the only way entries go (besides the size bound on inspections, which are large).
 Views hold no copies; they ask the session, which asks this cache.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict

@@ -3,6 +3,7 @@
 Bit-exact numba re-implementations of ggml's quantizers and dequantizers, the type table,
 and error statistics.
 """
+
 from __future__ import annotations
 
 from . import _numba_cache

@@ -1,9 +1,10 @@
 """Throughput measurement of the quantizers (what ``quant-explorer bench`` prints)."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 

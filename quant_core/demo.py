@@ -12,6 +12,7 @@ first start. They imitate what matters for quantization error in real checkpoint
 Row lengths (256 and 768) are multiples of 256, so every K-quant applies. Generation is seeded
 and deterministic for a given numpy version.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,10 @@ import gguf
 import numpy as np
 
 DEMO_NAME = "Quant Explorer demo (synthetic weights)"
-DEMO_DESCRIPTION = ("Random weights with heavy tails and outlier channels, made to demonstrate "
-                    "quantization error. Not a language model: it cannot generate text.")
+DEMO_DESCRIPTION = (
+    "Random weights with heavy tails and outlier channels, made to demonstrate "
+    "quantization error. Not a language model: it cannot generate text."
+)
 DEMO_SEED = 20240611
 
 
@@ -69,8 +72,15 @@ def demo_tensor_shapes(shape: DemoShape = DEMO_SHAPE) -> list[tuple[str, tuple[i
     return out
 
 
-def _matrix(rng: np.random.Generator, name: str, ggml_shape: tuple[int, ...], layer: int | None,
-            shape: DemoShape, outliers: np.ndarray, outlier_gain: np.ndarray) -> np.ndarray:
+def _matrix(
+    rng: np.random.Generator,
+    name: str,
+    ggml_shape: tuple[int, ...],
+    layer: int | None,
+    shape: DemoShape,
+    outliers: np.ndarray,
+    outlier_gain: np.ndarray,
+) -> np.ndarray:
     n_cols, n_rows = ggml_shape  # numpy layout is (rows, row length)
     t = rng.standard_t(_TAIL_DF, size=(n_rows, n_cols))
     t *= _STD / np.sqrt(_TAIL_DF / (_TAIL_DF - 2.0))  # unit-variance t, then std 0.02

@@ -4,6 +4,7 @@ Every error a user can cause (bad file, bad type name, bad imatrix, ...) is rais
 :class:`QuantError` subclass whose message is one readable line, so that the CLI and the GUI
 can show ``str(err)`` as-is instead of a traceback.
 """
+
 from __future__ import annotations
 
 

@@ -3,6 +3,7 @@
 ``iter_evaluate`` is a generator (one result per tensor) so the GUI can run it in a worker and
 drop it when the plan changes; rows are processed in chunks, never the whole model at once.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

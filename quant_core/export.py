@@ -4,6 +4,7 @@
 it (or simply not iterating further and dropping it), which removes the partial file. Peak
 memory is a few chunks of rows, never the model size.
 """
+
 from __future__ import annotations
 
 import errno
@@ -155,15 +156,17 @@ def _os_message(err: OSError, out: Path) -> str:
     return f"cannot write {out}: {err.strerror or err}"
 
 
-def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None,
-           threads: int | None) -> Iterator[ExportProgress]:
+def _write(
+    model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None, threads: int | None
+) -> Iterator[ExportProgress]:
     writer = GGUFWriter(tmp, arch="")  # an empty arch adds no key: we write the metadata ourselves
     for f in layout.metadata:
         writer.add_key_value(f.key, f.value, f.vtype, f.sub_type)
     for tp in plan.tensors:
         dims = output_dims(tp.source.shape)
-        writer.add_tensor_info(tp.name, dims[::-1], np.dtype(np.float32), tp.n_bytes,
-                               raw_dtype=GGMLQuantizationType[tp.type])
+        writer.add_tensor_info(
+            tp.name, dims[::-1], np.dtype(np.float32), tp.n_bytes, raw_dtype=GGMLQuantizationType[tp.type]
+        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -186,8 +189,9 @@ def _write(model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix
     yield ExportProgress(len(plan.tensors), len(plan.tensors), "", done, total, time.perf_counter() - start, True)
 
 
-def _tensor_chunks(model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None,
-                   fout: Any) -> Iterator[int]:
+def _tensor_chunks(
+    model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None, fout: Any
+) -> Iterator[int]:
     """Write one tensor's data, yielding the byte count of each chunk written."""
     raw = model.raw(tp.source.name)
     if not tp.converts:

@@ -1,4 +1,5 @@
 """llama-quantize's file types (presets): name, llama_ftype id and default tensor type."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

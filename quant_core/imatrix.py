@@ -9,6 +9,7 @@
 
 Values are float32 and computed with float32 divisions, exactly as llama-quantize does.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -75,9 +76,7 @@ def load_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     return _parse_dat(data, name)
 
 
-def filter_entries(
-    imatrix: Imatrix, include: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> Imatrix:
+def filter_entries(imatrix: Imatrix, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Imatrix:
     """Keep the entries whose name contains one of ``include``, or drop those containing one
     of ``exclude`` (substring match, as llama-quantize's --include-weights/--exclude-weights).
     """
@@ -92,9 +91,7 @@ def filter_entries(
     return dataclasses.replace(imatrix, entries=kept)
 
 
-def values_for_tensor(
-    imatrix: Imatrix, name: str, ne0: int, n_expert: int = 1
-) -> npt.NDArray[np.float32] | None:
+def values_for_tensor(imatrix: Imatrix, name: str, ne0: int, n_expert: int = 1) -> npt.NDArray[np.float32] | None:
     """The importance values for tensor ``name`` (ne0 columns, n_expert stacked matrices).
 
     None when the imatrix has no entry for it. The result is flat, expert-major:
@@ -390,9 +387,7 @@ __all__ = [
 ]
 
 
-def load_for_quantize(
-    path: str, include: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> tuple[Imatrix, list]:
+def load_for_quantize(path: str, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> tuple[Imatrix, list]:
     """Read and filter an imatrix as llama-quantize does; also its output metadata fields."""
     from .reader import MetaField
 

@@ -1,5 +1,6 @@
 """What the tensor inspector shows: error histograms for a type (and a second one to compare),
 the weight histogram, and the quantization levels of one block. Sampled first, then full."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -36,8 +37,9 @@ class Inspection:
         return self.rows_used >= self.n_rows
 
 
-def block_levels(model: Model, t: TensorInfo, type_name: str, rows: np.ndarray,
-                 imatrix_values: np.ndarray | None = None) -> np.ndarray:
+def block_levels(
+    model: Model, t: TensorInfo, type_name: str, rows: np.ndarray, imatrix_values: np.ndarray | None = None
+) -> np.ndarray:
     """Distinct dequantized values of the scale group holding the largest sampled weight."""
     x = model.rows_f32(t.name, rows[: min(len(rows), 16)])
     r, c = np.unravel_index(int(np.argmax(np.abs(x))), x.shape)

@@ -3,6 +3,7 @@
 One function computes it and both the size projection and the exporter use it, so the size
 shown before export is, to the byte, the size of the file written.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,10 +19,17 @@ QUANTIZATION_VERSION = 2
 _HEADER_BYTES = 4 + 4 + 8 + 8
 _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
 _SCALAR_BYTES = {
-    GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.BOOL: 1,
-    GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2,
-    GGUFValueType.UINT32: 4, GGUFValueType.INT32: 4, GGUFValueType.FLOAT32: 4,
-    GGUFValueType.UINT64: 8, GGUFValueType.INT64: 8, GGUFValueType.FLOAT64: 8,
+    GGUFValueType.UINT8: 1,
+    GGUFValueType.INT8: 1,
+    GGUFValueType.BOOL: 1,
+    GGUFValueType.UINT16: 2,
+    GGUFValueType.INT16: 2,
+    GGUFValueType.UINT32: 4,
+    GGUFValueType.INT32: 4,
+    GGUFValueType.FLOAT32: 4,
+    GGUFValueType.UINT64: 8,
+    GGUFValueType.INT64: 8,
+    GGUFValueType.FLOAT64: 8,
 }
 
 

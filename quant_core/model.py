@@ -3,8 +3,10 @@
 Weights stay in the memory map of ``gguf.GGUFReader``; :meth:`Model.rows_f32` converts rows to
 float32 on demand (dequantizing already-quantized sources), so models larger than RAM work.
 """
+
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import re
@@ -139,10 +141,8 @@ class Model:
         t = self.tensor(name)
         start = t.data_offset // mmap.PAGESIZE * mmap.PAGESIZE
         end = t.data_offset + t.n_bytes
-        try:
+        with contextlib.suppress(OSError, ValueError):  # advice only
             mm.madvise(advice, start, end - start)
-        except (OSError, ValueError):
-            pass  # advice only
 
     def rows_f32(self, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
         """Rows of the tensor as float32 (n_rows, ne0); a selection of rows reads only those."""

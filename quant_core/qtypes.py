@@ -5,6 +5,7 @@ each type (whether the importance matrix is used or required), how many elements
 scale, and a human description. Everything else (kernels, plan, export, GUI) asks this table
 instead of restating a fact: which types are float, which need an imatrix, block sizes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

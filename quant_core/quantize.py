@@ -1,8 +1,9 @@
 """Public quantize / dequantize: validation, then dispatch through the kernel registry."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numba
 import numpy as np
@@ -99,9 +100,7 @@ def _as_rows(x: npt.ArrayLike) -> np.ndarray:
 
 def _check_row_length(qt: QType, n_per_row: int) -> None:
     if n_per_row <= 0 or n_per_row % qt.block_size:
-        raise ShapeError(
-            f"row length {n_per_row} is not a multiple of {qt.name}'s block size {qt.block_size}"
-        )
+        raise ShapeError(f"row length {n_per_row} is not a multiple of {qt.name}'s block size {qt.block_size}")
 
 
 def _check_finite(rows: np.ndarray, what: str) -> None:
@@ -128,9 +127,7 @@ def _check_imatrix(imatrix: npt.ArrayLike | None, n_per_row: int) -> np.ndarray 
     # compile a second specialization of every kernel
     qw = np.array(imatrix, dtype=np.float32).reshape(-1)
     if qw.shape[0] != n_per_row:
-        raise ImatrixError(
-            f"importance matrix has {qw.shape[0]} values but rows have {n_per_row} columns"
-        )
+        raise ImatrixError(f"importance matrix has {qw.shape[0]} values but rows have {n_per_row} columns")
     if not np.isfinite(qw).all():
         raise ImatrixError("importance matrix contains non-finite values")
     return qw

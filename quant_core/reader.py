@@ -5,11 +5,12 @@ with a 150k-token vocabulary and its merges that is over a million views and ten
 This subclass parses arrays in one step (a numba scan for string arrays, ``frombuffer`` for
 numbers) and keeps the values as :class:`MetaField` objects; tensors and data are gguf-py's.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 from gguf import GGUFReader, GGUFValueType
@@ -17,10 +18,17 @@ from gguf.gguf_reader import ReaderField
 from numba import njit
 
 _NUMPY_TYPES = {
-    GGUFValueType.UINT8: np.uint8, GGUFValueType.INT8: np.int8, GGUFValueType.UINT16: np.uint16,
-    GGUFValueType.INT16: np.int16, GGUFValueType.UINT32: np.uint32, GGUFValueType.INT32: np.int32,
-    GGUFValueType.FLOAT32: np.float32, GGUFValueType.UINT64: np.uint64, GGUFValueType.INT64: np.int64,
-    GGUFValueType.FLOAT64: np.float64, GGUFValueType.BOOL: np.bool_,
+    GGUFValueType.UINT8: np.uint8,
+    GGUFValueType.INT8: np.int8,
+    GGUFValueType.UINT16: np.uint16,
+    GGUFValueType.INT16: np.int16,
+    GGUFValueType.UINT32: np.uint32,
+    GGUFValueType.INT32: np.int32,
+    GGUFValueType.FLOAT32: np.float32,
+    GGUFValueType.UINT64: np.uint64,
+    GGUFValueType.INT64: np.int64,
+    GGUFValueType.FLOAT64: np.float64,
+    GGUFValueType.BOOL: np.bool_,
 }
 
 
@@ -135,8 +143,9 @@ class HeaderReader(GGUFReader):
                 raw = parts[-1]
                 value = bytes(raw) if vtype == GGUFValueType.STRING else raw.tolist()[0]
                 field = MetaField(key, value, vtype)
-                self._push_field(ReaderField(orig, key, [klen, kdata, *parts], [i + 2 for i in idxs], types),
-                                 skip_sum=True)
+                self._push_field(
+                    ReaderField(orig, key, [klen, kdata, *parts], [i + 2 for i in idxs], types), skip_sum=True
+                )
             self.meta_fields.append(field)
         return offs
 

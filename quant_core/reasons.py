@@ -4,6 +4,7 @@ The kind is the fact; the text is written beside it when the reason is made and 
 back. Code that needs to know whether a type was chosen by hand or forced by a shape fallback
 asks ``reason.kind``; people read ``reason.text``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

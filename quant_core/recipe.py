@@ -3,6 +3,7 @@
 A recipe holds the preset, llama-quantize's options (including ``--tensor-type`` rules) and the
 explicit per-tensor types chosen in the GUI. It round-trips through JSON unchanged.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,12 @@ class Recipe:
     def to_json(self) -> str:
         opts = asdict(self.options)
         opts["tensor_types"] = [f"{p}={t}" for p, t in self.options.tensor_types]
-        doc = {"format": RECIPE_FORMAT, "version": RECIPE_VERSION, "options": opts,
-               "explicit": dict(sorted(self.explicit.items()))}
+        doc = {
+            "format": RECIPE_FORMAT,
+            "version": RECIPE_VERSION,
+            "options": opts,
+            "explicit": dict(sorted(self.explicit.items())),
+        }
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
@@ -166,8 +171,9 @@ _OPTION_READERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def llama_quantize_args(model: Model, plan: Plan, input_path: str, output_path: str,
-                        nthreads: int | None = None) -> list[str]:
+def llama_quantize_args(
+    model: Model, plan: Plan, input_path: str, output_path: str, nthreads: int | None = None
+) -> list[str]:
     """Arguments for llama-quantize that produce this plan's file.
 
     Explicit types become anchored ``--tensor-type`` entries placed first. Because a pattern
@@ -179,8 +185,7 @@ def llama_quantize_args(model: Model, plan: Plan, input_path: str, output_path: 
     for _ in range(len(plan.tensors) + 1):
         rules = tuple((f"^{_escape(n)}$", t) for n, t in pins.items()) + base.tensor_types
         upstream = build_plan(model, replace(base, tensor_types=rules), has_imatrix=plan.has_imatrix)
-        diff = {tp.name: plan.tensor(tp.name).type for tp in upstream.tensors
-                if tp.type != plan.tensor(tp.name).type}
+        diff = {tp.name: plan.tensor(tp.name).type for tp in upstream.tensors if tp.type != plan.tensor(tp.name).type}
         if not diff:
             break
         pins.update(diff)
@@ -193,8 +198,11 @@ def _escape(name: str) -> str:
 
 def _format_args(o: QuantOptions, input_path: str, output_path: str, nthreads: int | None) -> list[str]:
     args: list[str] = []
-    flags = (("allow_requantize", "--allow-requantize"), ("leave_output_tensor", "--leave-output-tensor"),
-             ("pure", "--pure"))
+    flags = (
+        ("allow_requantize", "--allow-requantize"),
+        ("leave_output_tensor", "--leave-output-tensor"),
+        ("pure", "--pure"),
+    )
     args += [flag for attr, flag in flags if getattr(o, attr)]
     if o.imatrix:
         args += ["--imatrix", o.imatrix]
@@ -218,7 +226,8 @@ def _format_args(o: QuantOptions, input_path: str, output_path: str, nthreads: i
     return args
 
 
-def llama_quantize_command(model: Model, plan: Plan, input_path: str, output_path: str,
-                           nthreads: int | None = None) -> str:
+def llama_quantize_command(
+    model: Model, plan: Plan, input_path: str, output_path: str, nthreads: int | None = None
+) -> str:
     """The shell command line (``llama-quantize ...``) equivalent to this plan."""
     return shlex.join(["llama-quantize", *llama_quantize_args(model, plan, input_path, output_path, nthreads)])

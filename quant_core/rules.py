@@ -7,6 +7,7 @@ The rules are stateful exactly as in llama.cpp: attn_v-like and ffn tensors are 
 processing order, and a tensor whose type came from a user pattern (or ``--pure``) does not
 advance the counters.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,17 @@ _ATTN_V_LIKE = ("attn_v", "attn_qkv", "attn_kv_b")
 _IQ12_FTYPES = ("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
 _Q5K_OUTPUT_FTYPES = ("IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M")
 _EXPERT8_ATTN_OUT = (
-    "Q2_K", "IQ3_XS", "IQ3_XXS", "Q3_K_S", "Q3_K_M", "IQ4_NL", "Q4_K_S", "Q4_K_M", "IQ3_S", "IQ3_M", "IQ4_XS",
+    "Q2_K",
+    "IQ3_XS",
+    "IQ3_XXS",
+    "Q3_K_S",
+    "Q3_K_M",
+    "IQ4_NL",
+    "Q4_K_S",
+    "Q4_K_M",
+    "IQ3_S",
+    "IQ3_M",
+    "IQ4_XS",
 )
 
 

@@ -1,4 +1,5 @@
 """Projected output size: exact file bytes, bits per weight and breakdowns, from the layout."""
+
 from __future__ import annotations
 
 from collections import defaultdict

@@ -13,6 +13,7 @@ whole-tensor array:
   smallest power of two above max|e|, so the data always spans between half and all of the
   bins.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ The CLI's ``quantize`` and the GUI's export dialog both run :func:`verify_writte
 export; a file that cannot be re-opened, has other tensors or types, or another size than
 projected raises :class:`VerifyError` with a one-line reason.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Test-wide settings: Qt renders offscreen, so the suite runs without a display."""
+
 from __future__ import annotations
 
 import os

@@ -6,6 +6,7 @@ Statistics jobs are switched off so only the GUI thread's own work is timed: a p
 every view attached, reading an importance matrix (225 entries) and building the llama-quantize
 command line for a 112-tensor hand mix, each next to what the same work costs when done inline.
 """
+
 from __future__ import annotations
 
 import os
@@ -82,8 +83,9 @@ def main() -> None:
     window = MainWindow(session)
     window.show_error = print
     window.show()
-    idle = longest_stall_ms(lambda: QTimer.singleShot(1000, lambda: session.busy_changed.emit("")),
-                            session.busy_changed)
+    idle = longest_stall_ms(
+        lambda: QTimer.singleShot(1000, lambda: session.busy_changed.emit("")), session.busy_changed
+    )
     print(f"baseline: longest gap between 5 ms ticks with nothing to do, over 1 s: {idle:.1f} ms")
     ms, _ = timed_ms(lambda: session.open_model(write_sparse_llama_gguf(work / "llama3-8b.gguf", **LLAMA3_8B)))
     print(f"open the model ({len(session.plan.tensors)} tensors), views included: {ms:.1f} ms")

@@ -4,6 +4,7 @@ The export runs in the session's worker; the dialog only starts it, shows its pr
 the file is written, has the core verify it (re-opened, header only: tensor count, types, size).
 Output-path problems are the core's (``check_output_path``), shown as they are.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,18 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.errors import QuantError
@@ -79,8 +90,9 @@ class ExportDialog(QDialog):
         s = self.session
         assert s.model is not None
         self.path_edit = QLineEdit(str(default_output(s.model.path, s.state.options.preset)))
-        self.path_edit.setToolTip("Where the quantized GGUF is written (written to a temporary file first, "
-                                  "renamed when complete)")
+        self.path_edit.setToolTip(
+            "Where the quantized GGUF is written (written to a temporary file first, renamed when complete)"
+        )
         self.path_edit.textChanged.connect(self._update_path_note)
         self.browse_button = QPushButton("&Browse…")
         self.browse_button.setToolTip("Choose the output file")
@@ -119,21 +131,31 @@ class ExportDialog(QDialog):
         self.cancel_button.clicked.connect(self._on_cancel_clicked)
 
         form = QFormLayout()
-        for text, field, buddy in (("&Output file:", path_row, self.path_edit), ("", self.path_note, None),
-                                   ("&Threads:", self.threads_spin, self.threads_spin),
-                                   ("Projected size:", self.projected_label, None)):
+        for text, field, buddy in (
+            ("&Output file:", path_row, self.path_edit),
+            ("", self.path_note, None),
+            ("&Threads:", self.threads_spin, self.threads_spin),
+            ("Projected size:", self.projected_label, None),
+        ):
             label = QLabel(text)
             if buddy is not None:
                 label.setBuddy(buddy)
             form.addRow(label, field)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        requantized = sorted({tp.source.src_type for tp in (s.plan.tensors if s.plan else ())
-                              if tp.converts and not is_float_type(tp.source.src_type)})
+        requantized = sorted(
+            {
+                tp.source.src_type
+                for tp in (s.plan.tensors if s.plan else ())
+                if tp.converts and not is_float_type(tp.source.src_type)
+            }
+        )
         if requantized:
-            note = QLabel(f"The source is already quantized ({', '.join(requantized)}): those tensors are "
-                          "dequantized and quantized again, which costs more quality than starting from "
-                          "F16/BF16.")
+            note = QLabel(
+                f"The source is already quantized ({', '.join(requantized)}): those tensors are "
+                "dequantized and quantized again, which costs more quality than starting from "
+                "F16/BF16."
+            )
             note.setWordWrap(True)
             note.setStyleSheet("color: #8a5a00;")
             layout.addWidget(note)
@@ -147,8 +169,10 @@ class ExportDialog(QDialog):
         size = self.session.size
         assert size is not None
         self._projected = size.file_bytes
-        self.projected_label.setText(f"<b>{format_bytes(size.file_bytes)}</b> ({size.file_bytes:,} bytes), "
-                                     f"{size.bpw:.3f} bits per weight, preset {self.session.state.options.preset}")
+        self.projected_label.setText(
+            f"<b>{format_bytes(size.file_bytes)}</b> ({size.file_bytes:,} bytes), "
+            f"{size.bpw:.3f} bits per weight, preset {self.session.state.options.preset}"
+        )
 
     def _update_path_note(self) -> None:
         """Say at once what export would refuse (the core's check), or that a file is replaced."""
@@ -166,8 +190,9 @@ class ExportDialog(QDialog):
 
     # ----- actions ----------------------------------------------------------------------------
     def browse(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export GGUF", self.path_edit.text(),
-                                              "GGUF models (*.gguf);;All files (*)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export GGUF", self.path_edit.text(), "GGUF models (*.gguf);;All files (*)"
+        )
         if path:
             self.path_edit.setText(path)
 
@@ -247,8 +272,9 @@ class ExportDialog(QDialog):
             return
         eta = format_duration(p.eta_s)
         left = f" · {eta} left" if eta else ""
-        self.progress_label.setText(f"tensor {p.tensor_index + 1}/{p.n_tensors} {p.tensor_name} · "
-                                    f"{p.mb_per_s:.1f} MB/s{left}")
+        self.progress_label.setText(
+            f"tensor {p.tensor_index + 1}/{p.n_tensors} {p.tensor_name} · {p.mb_per_s:.1f} MB/s{left}"
+        )
 
     def _on_error(self, message: str) -> None:
         self._error = message.splitlines()[0] if message else "export failed"
@@ -282,7 +308,8 @@ class ExportDialog(QDialog):
             f"<span style='color:#1b7837'>✔ Written and verified</span>: {escape(self._out.name)}, "
             f"{result.n_tensors} tensors with the planned types.<br>"
             f"File size <b>{result.file_bytes:,}</b> bytes = projected <b>{self._projected:,}</b> bytes "
-            f"({format_bytes(result.file_bytes)}).")
+            f"({format_bytes(result.file_bytes)})."
+        )
 
 
 def _sentence(message: str) -> str:

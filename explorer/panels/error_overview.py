@@ -1,4 +1,5 @@
 """Relative error of every tensor along the depth of the model, one series per category."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,8 +51,10 @@ class ErrorOverview(QWidget):
         self.plot = pg.GraphicsLayoutWidget()
         self.plot.setBackground("w")
         self.plot_item = style_plot(self.plot.addPlot(0, 0), left="relative RMSE (%)", bottom="layer")
-        self.plot.setToolTip("Relative error of each tensor at its planned type, along the depth of the model.\n"
-                             "Click a point to inspect that tensor. 'embd' = token embedding, 'out' = output.")
+        self.plot.setToolTip(
+            "Relative error of each tensor at its planned type, along the depth of the model.\n"
+            "Click a point to inspect that tensor. 'embd' = token embedding, 'out' = output."
+        )
         item = self.plot_item
         item.setMouseEnabled(x=True, y=False)
         self.legend = pg.LegendItem(labelTextColor="#222222", labelTextSize="8pt")
@@ -62,8 +65,15 @@ class ErrorOverview(QWidget):
             colour = category_color(cat)
             line = pg.PlotCurveItem(pen=pg.mkPen(colour, width=1), connect="finite")
             pts = pg.ScatterPlotItem(
-                symbol=category_symbol(cat), size=9, pen=pg.mkPen(colour.darker(130)), brush=pg.mkBrush(colour),
-                hoverable=True, hoverSize=12, tip=self._tip, name=cat)
+                symbol=category_symbol(cat),
+                size=9,
+                pen=pg.mkPen(colour.darker(130)),
+                brush=pg.mkBrush(colour),
+                hoverable=True,
+                hoverSize=12,
+                tip=self._tip,
+                name=cat,
+            )
             pts.sigClicked.connect(self._on_points_clicked)
             for it in (line, pts):
                 it.setVisible(False)
@@ -81,8 +91,9 @@ class ErrorOverview(QWidget):
         self.lines_box.setToolTip("Connect the tensors of one category along the depth")
         self.lines_box.toggled.connect(self._on_lines_toggled)
         self.count_label = QLabel()
-        self.count_label.setToolTip("Errors are measured on a sample of rows per tensor; "
-                                    "the inspector refines the selected one on all rows")
+        self.count_label.setToolTip(
+            "Errors are measured on a sample of rows per tensor; the inspector refines the selected one on all rows"
+        )
         bar = QHBoxLayout()
         bar.addWidget(self.count_label, 1)
         bar.addWidget(self.lines_box)

@@ -4,6 +4,7 @@ Everything shown comes from the session's :class:`~quant_core.inspect.Inspection
 first, then the whole tensor), kept in the session's statistics cache; the panel never computes
 and keeps no copies.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -13,7 +14,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QHBoxLayout, QLabel, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.inspect import Inspection
@@ -33,8 +42,10 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("max |error|", "Largest absolute error of any weight"),
     ("SNR", "10·log10(Σx² / Σ(x − x̂)²), higher is better"),
     ("cosine", "Cosine similarity of x and x̂ (1 = same direction)"),
-    ("weighted MSE", "Importance-weighted MSE Σ w·(x − x̂)² / Σ w, what llama.cpp's quantizers minimise "
-                     "(needs an importance matrix)"),
+    (
+        "weighted MSE",
+        "Importance-weighted MSE Σ w·(x − x̂)² / Σ w, what llama.cpp's quantizers minimise (needs an importance matrix)",
+    ),
 )
 
 
@@ -43,8 +54,14 @@ def metric_texts(stats: ErrorStats | None) -> list[str]:
     if stats is None:
         return [""] * len(METRICS)
     wmse = "no imatrix" if stats.weighted_mse is None else f"{stats.weighted_mse:.4g}"
-    return [f"{stats.rmse:.4g}", f"{100 * stats.rel_rmse:.3f} %", f"{stats.max_abs:.4g}",
-            f"{stats.snr_db:.2f} dB", f"{stats.cosine:.6f}", wmse]
+    return [
+        f"{stats.rmse:.4g}",
+        f"{100 * stats.rel_rmse:.3f} %",
+        f"{stats.max_abs:.4g}",
+        f"{stats.snr_db:.2f} dB",
+        f"{stats.cosine:.6f}",
+        wmse,
+    ]
 
 
 def shown_range(edges: np.ndarray, counts: np.ndarray, tail: float) -> tuple[float, float] | None:
@@ -115,22 +132,28 @@ class Inspector(QWidget):
         self.error_plot = pg.GraphicsLayoutWidget()
         self.error_plot.setBackground("w")
         self.error_item = style_plot(self.error_plot.addPlot(0, 0), "Error: weight − dequantized weight", "count")
-        self.error_legend = self.error_item.addLegend(offset=(-4, 4), labelTextColor="#222222",
-                                                      brush=(255, 255, 255, 200), labelTextSize="8pt")
+        self.error_legend = self.error_item.addLegend(
+            offset=(-4, 4), labelTextColor="#222222", brush=(255, 255, 255, 200), labelTextSize="8pt"
+        )
         self.error_curve = self.error_item.plot(stepMode="center", fillLevel=0)
         self.compare_curve = self.error_item.plot(stepMode="center")
-        self.error_plot.setToolTip("Histogram of the quantization error of every weight (filled: planned type, "
-                                   "dashed: the compared type); each type has its own bins")
+        self.error_plot.setToolTip(
+            "Histogram of the quantization error of every weight (filled: planned type, "
+            "dashed: the compared type); each type has its own bins"
+        )
 
         self.weight_plot = pg.GraphicsLayoutWidget()
         self.weight_plot.setBackground("w")
         self.weight_item = style_plot(self.weight_plot.addPlot(0, 0), "Weights", "count")
-        self.weight_curve = self.weight_item.plot(stepMode="center", fillLevel=0,
-                                                  pen=pg.mkPen("#4477AA"), brush=(68, 119, 170, 90))
+        self.weight_curve = self.weight_item.plot(
+            stepMode="center", fillLevel=0, pen=pg.mkPen("#4477AA"), brush=(68, 119, 170, 90)
+        )
         self.level_points = pg.ScatterPlotItem(symbol="t1", size=9, pen=None, brush=pg.mkBrush(LEVEL_COLOR))
         self.weight_item.addItem(self.level_points)
-        self.weight_plot.setToolTip("Histogram of the weights of the sampled rows; red lines: the values one "
-                                    "block (the one holding the largest weight) can take after quantization")
+        self.weight_plot.setToolTip(
+            "Histogram of the weights of the sampled rows; red lines: the values one "
+            "block (the one holding the largest weight) can take after quantization"
+        )
 
         self.table = QTableWidget(len(METRICS), 2)
         self.table.setVerticalHeaderLabels([m for m, _ in METRICS])
@@ -186,14 +209,16 @@ class Inspector(QWidget):
             return
         shape = " × ".join(str(d) for d in tp.source.shape)
         if not tp.quantizable:
-            self._clear(f"<b>{escape(tp.name)}</b> ({shape}, {tp.source.src_type}) is not quantized: "
-                        f"{escape(tp.reason)}.")
+            self._clear(
+                f"<b>{escape(tp.name)}</b> ({shape}, {tp.source.src_type}) is not quantized: {escape(tp.reason)}."
+            )
             return
         bg = type_color(tp.type)
         self.title_label.setText(
             f"<b>{escape(tp.name)}</b> &nbsp;{shape}, {tp.source.src_type} → "
             f"<span style='background:{bg.name()}; color:{text_color(bg).name()}'>"
-            f"&nbsp;{tp.type}&nbsp;</span> <span style='color:#555'>({escape(tp.reason)})</span>")
+            f"&nbsp;{tp.type}&nbsp;</span> <span style='color:#555'>({escape(tp.reason)})</span>"
+        )
         s = self.session
         insp = s.stats.inspection(s.inspection_key())  # type: ignore[arg-type]
         problem = s.inspection_problem()
@@ -226,14 +251,19 @@ class Inspector(QWidget):
     def _show(self, insp: Inspection) -> None:
         self.shown = insp
         planned = type_color(insp.type)
-        self.error_curve.setData(insp.stats.hist_edges, insp.stats.hist_counts,
-                                 pen=pg.mkPen(planned.darker(120), width=1.5), brush=_fill(planned, 110))
+        self.error_curve.setData(
+            insp.stats.hist_edges,
+            insp.stats.hist_counts,
+            pen=pg.mkPen(planned.darker(120), width=1.5),
+            brush=_fill(planned, 110),
+        )
         self._rename(self.error_curve, f"{insp.type} (planned)")
         other = insp.compare_stats
         if other is not None and insp.compare_type:
             c = type_color(insp.compare_type)
-            self.compare_curve.setData(other.hist_edges, other.hist_counts,
-                                       pen=pg.mkPen(c.darker(110), width=2, style=Qt.DashLine))
+            self.compare_curve.setData(
+                other.hist_edges, other.hist_counts, pen=pg.mkPen(c.darker(110), width=2, style=Qt.DashLine)
+            )
             self._rename(self.compare_curve, insp.compare_type)
         else:
             self.compare_curve.setData([], [])
@@ -243,8 +273,9 @@ class Inspector(QWidget):
         self._set_levels(insp.levels)
         top = float(insp.weight_counts.max()) if len(insp.weight_counts) else 1.0
         self.level_points.setData(x=insp.levels, y=np.full(len(insp.levels), self._level_y(top)))
-        self.weight_item.setTitle(f"Weights, with the {len(insp.levels)} levels of one {insp.type} block",
-                                  color="#222222", size="9pt")
+        self.weight_item.setTitle(
+            f"Weights, with the {len(insp.levels)} levels of one {insp.type} block", color="#222222", size="9pt"
+        )
         self._fit_ranges(insp)
         if insp.full:
             self.rows_label.setText(f"all {insp.n_rows:,} rows")
@@ -256,8 +287,10 @@ class Inspector(QWidget):
         """Linear scale: the central 99.8 % of the weights and errors; log scale: every non-empty bin."""
         tail = 0.0 if self.log_box.isChecked() else TAIL
         other = insp.compare_stats
-        err = _union(shown_range(insp.stats.hist_edges, insp.stats.hist_counts, tail),
-                     None if other is None else shown_range(other.hist_edges, other.hist_counts, tail))
+        err = _union(
+            shown_range(insp.stats.hist_edges, insp.stats.hist_counts, tail),
+            None if other is None else shown_range(other.hist_edges, other.hist_counts, tail),
+        )
         levels = (float(insp.levels.min()), float(insp.levels.max())) if len(insp.levels) else None
         weights = _union(shown_range(insp.weight_edges, insp.weight_counts, tail), levels)
         for item, rng in ((self.error_item, err), (self.weight_item, weights)):
@@ -293,8 +326,10 @@ class Inspector(QWidget):
     def _fill_table(self, insp: Inspection | None) -> None:
         columns = [("", None), ("", None)]
         if insp is not None:
-            columns = [(f"{insp.type} (planned)", insp.stats),
-                       (insp.compare_type or "compare: none", insp.compare_stats)]
+            columns = [
+                (f"{insp.type} (planned)", insp.stats),
+                (insp.compare_type or "compare: none", insp.compare_stats),
+            ]
         self.table.setHorizontalHeaderLabels([c for c, _ in columns])
         for col, (_title, stats) in enumerate(columns):
             texts = metric_texts(stats) if stats is not None or insp is None else ["—"] * len(METRICS)
@@ -319,8 +354,11 @@ class Inspector(QWidget):
                     elif problem is None and QTYPES[name].ggml_requires_imatrix and s.imatrix is None:
                         problem = "needs an importance matrix (File > Load importance matrix)"
                 model.item(i).setEnabled(problem is None)
-                combo.setItemData(i, type_tooltip(name) + (f"<br><i>Not available: {escape(problem)}</i>"
-                                                           if problem else ""), Qt.ToolTipRole)
+                combo.setItemData(
+                    i,
+                    type_tooltip(name) + (f"<br><i>Not available: {escape(problem)}</i>" if problem else ""),
+                    Qt.ToolTipRole,
+                )
             index = combo.findData(s.compare_type) if s.compare_type else 0
             combo.setCurrentIndex(max(0, index))
         finally:

@@ -5,13 +5,24 @@ them; hand-chosen cells get a bold name and a dashed frame, shape fallbacks a co
 drag, shift/ctrl-click or click a header to select; the selection drives ``session.select``.
 A palette of common types and a context menu assign a type through ``session.set_types``.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, QRectF, Qt
 from PySide6.QtGui import QLinearGradient, QPainter
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QMenu, QPushButton, QSizePolicy,
-    QTableView, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMenu,
+    QPushButton,
+    QSizePolicy,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.plan import TensorPlan
@@ -21,15 +32,32 @@ from ..session import ExplorerSession
 from .mix_map_model import MixCellDelegate, MixMapModel
 from .tensor_text import build_type_menu, first_problem, is_explicit, ordered_types, representatives
 
-PALETTE_TYPES = ("IQ2_XXS", "IQ2_XS", "Q2_K", "IQ3_XXS", "IQ3_S", "Q3_K", "IQ4_XS", "IQ4_NL", "Q4_0", "Q4_K",
-                 "Q5_0", "Q5_K", "Q6_K", "Q8_0", "F16")
+PALETTE_TYPES = (
+    "IQ2_XXS",
+    "IQ2_XS",
+    "Q2_K",
+    "IQ3_XXS",
+    "IQ3_S",
+    "Q3_K",
+    "IQ4_XS",
+    "IQ4_NL",
+    "Q4_0",
+    "Q4_K",
+    "Q5_0",
+    "Q5_K",
+    "Q6_K",
+    "Q8_0",
+    "F16",
+)
 _SCALE_STEPS = 24
 
 
 def _chip_style(type_name: str) -> str:
     bg = type_color(type_name)
-    return (f"background: {bg.name()}; color: {text_color(bg).name()}; border: 1px solid #555; "
-            "border-radius: 3px; padding: 1px 5px;")
+    return (
+        f"background: {bg.name()}; color: {text_color(bg).name()}; border: 1px solid #555; "
+        "border-radius: 3px; padding: 1px 5px;"
+    )
 
 
 class ErrorScale(QWidget):
@@ -93,8 +121,10 @@ class MixMap(QWidget):
             bg = type_color(name)
             faded = text_color(bg)
             faded.setAlphaF(0.4)
-            button.setStyleSheet(f"QToolButton {{ {_chip_style(name)} }} QToolButton:disabled {{ color: "
-                                 f"rgba({faded.red()}, {faded.green()}, {faded.blue()}, 110); border-style: dotted; }}")
+            button.setStyleSheet(
+                f"QToolButton {{ {_chip_style(name)} }} QToolButton:disabled {{ color: "
+                f"rgba({faded.red()}, {faded.green()}, {faded.blue()}, 110); border-style: dotted; }}"
+            )
             button.setToolTip(type_tooltip(name) + "<br><i>Click: give the selected cells this type.</i>")
             button.setFocusPolicy(Qt.TabFocus)
             button.clicked.connect(lambda _=False, n=name: self.assign_selected(n))
@@ -107,8 +137,10 @@ class MixMap(QWidget):
         palette.addWidget(self.reset_button)
         palette.addStretch(1)
         self.error_toggle = QCheckBox("Colour by error")
-        self.error_toggle.setToolTip("Colour cells by the relative error of their planned type instead of by type "
-                                     "(grey until the statistics are measured)")
+        self.error_toggle.setToolTip(
+            "Colour cells by the relative error of their planned type instead of by type "
+            "(grey until the statistics are measured)"
+        )
         self.error_toggle.toggled.connect(self._on_error_toggled)
         palette.addWidget(self.error_toggle)
 
@@ -125,8 +157,7 @@ class MixMap(QWidget):
         self.view.horizontalHeader().setMinimumSectionSize(70)
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        self.view.setToolTip("Click, drag, Shift/Ctrl-click or click a header to select; right-click to "
-                             "assign a type")
+        self.view.setToolTip("Click, drag, Shift/Ctrl-click or click a header to select; right-click to assign a type")
         self.view.selectionModel().selectionChanged.connect(self._on_view_selection)
         self.model.modelReset.connect(self._size_rows)
 
@@ -139,8 +170,10 @@ class MixMap(QWidget):
         self.scale = ErrorScale()
         self.scale.setVisible(False)
         self.marks = QLabel("<b>bold, dashed frame</b> = chosen by hand or by auto-mix · dark corner = shape fallback")
-        self.marks.setToolTip("A fallback happens when the row length is not a multiple of the type's block "
-                              "(llama-quantize then picks a compatible type)")
+        self.marks.setToolTip(
+            "A fallback happens when the row length is not a multiple of the type's block "
+            "(llama-quantize then picks a compatible type)"
+        )
         bottom = QHBoxLayout()
         bottom.addWidget(self.legend_box)
         bottom.addWidget(self.scale, 1)
@@ -217,8 +250,14 @@ class MixMap(QWidget):
         for name, button in self.type_buttons.items():
             problem = first_problem(distinct, name) if plans else "select cells first"
             button.setEnabled(problem is None)
-            button.setToolTip(type_tooltip(name) + ("<br><i>Click: give the selected cells this type.</i>"
-                                                    if problem is None else f"<br><i>Cannot apply: {problem}</i>"))
+            button.setToolTip(
+                type_tooltip(name)
+                + (
+                    "<br><i>Click: give the selected cells this type.</i>"
+                    if problem is None
+                    else f"<br><i>Cannot apply: {problem}</i>"
+                )
+            )
         self.reset_button.setEnabled(any(is_explicit(tp) for tp in plans))
 
     # ----- widget -> session ------------------------------------------------------------------

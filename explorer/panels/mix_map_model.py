@@ -5,6 +5,7 @@ naming its tensor; rows 1.. are blk.0 … blk.N. Columns are the tensor kinds (t
 ``blk.N.`` and ``.weight``): attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down,
 then any other kind present in the blocks (attn_qkv, ffn_gate_exps, ...).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,16 @@ from quant_core.plan import TensorPlan
 from ..colors import error_color, text_color, type_color
 from ..session import ExplorerSession
 from .tensor_text import (
-    BACKGROUND, DISPLAY, FONT, FOREGROUND, TOOLTIP, USER, error_text, format_bytes, is_explicit, is_fallback,
+    BACKGROUND,
+    DISPLAY,
+    FONT,
+    FOREGROUND,
+    TOOLTIP,
+    USER,
+    error_text,
+    format_bytes,
+    is_explicit,
+    is_fallback,
     tensor_tooltip,
 )
 
@@ -84,8 +94,14 @@ class MixMapModel(QAbstractTableModel):
             if kind not in STANDARD_KINDS and kind not in extra:
                 extra.append(kind)
         self.kinds = [k for k in STANDARD_KINDS if k in present or not in_blocks] + extra
-        outside.sort(key=lambda tp: (_GLOBAL_ORDER.index(tensor_kind(tp.name)) if tensor_kind(tp.name) in
-                                     _GLOBAL_ORDER else len(_GLOBAL_ORDER), tp.name))
+        outside.sort(
+            key=lambda tp: (
+                _GLOBAL_ORDER.index(tensor_kind(tp.name))
+                if tensor_kind(tp.name) in _GLOBAL_ORDER
+                else len(_GLOBAL_ORDER),
+                tp.name,
+            )
+        )
         while len(self.kinds) < len(outside):
             self.kinds.append("")
         layers = sorted({int(tp.name.split(".")[1]) for tp in in_blocks})
@@ -196,8 +212,12 @@ class MixMapModel(QAbstractTableModel):
         size = self.session.size
         if orientation == Qt.Horizontal:
             kind = self.kinds[section]
-            names = [n for (r, c), ns in self._cells.items() if c == section and
-                     (r > 0 or not self.has_global_row) for n in ns]
+            names = [
+                n
+                for (r, c), ns in self._cells.items()
+                if c == section and (r > 0 or not self.has_global_row)
+                for n in ns
+            ]
             total = sum(size.by_tensor.get(n, 0) for n in names) if size else 0
             return f"{kind}: {len(names)} tensor(s) in the blocks, {format_bytes(total)}. Click to select the column."
         label = self.row_labels[section]
@@ -281,8 +301,13 @@ class MixCellDelegate(QStyledItemDelegate):
             painter.drawRect(rect.adjusted(3, 3, -3, -3))
         if index.data(FALLBACK_ROLE):
             size = min(10, rect.height() // 2)
-            corner = QPolygonF([QPointF(rect.right() - size, rect.top()), QPointF(rect.right() + 1, rect.top()),
-                                QPointF(rect.right() + 1, rect.top() + size)])
+            corner = QPolygonF(
+                [
+                    QPointF(rect.right() - size, rect.top()),
+                    QPointF(rect.right() + 1, rect.top()),
+                    QPointF(rect.right() + 1, rect.top() + size),
+                ]
+            )
             painter.setPen(Qt.NoPen)
             painter.setBrush(fg)
             painter.drawPolygon(corner)

@@ -4,6 +4,7 @@ Every control writes through a session method (so each change is one undo step) 
 refreshed from the session on ``model_changed`` / ``plan_changed`` / ``imatrix_changed`` with
 its signals blocked, so the two directions never feed back into each other.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,17 @@ from pathlib import Path
 from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPlainTextEdit,
-    QPushButton, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.ftypes import FILE_TYPES
@@ -91,8 +101,10 @@ class PlanPanel(QWidget):
         self.imatrix_label = QLabel()
         self.imatrix_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.imatrix_load = QPushButton("Load…")
-        self.imatrix_load.setToolTip("Load an importance matrix made by llama-imatrix (.dat or GGUF): the "
-                                     "K-quant and IQ encoders and the weighted error use it")
+        self.imatrix_load.setToolTip(
+            "Load an importance matrix made by llama-imatrix (.dat or GGUF): the "
+            "K-quant and IQ encoders and the weighted error use it"
+        )
         self.imatrix_load.clicked.connect(self.load_imatrix_dialog)
         self.imatrix_clear = QPushButton("Clear")
         self.imatrix_clear.setToolTip("Quantize without an importance matrix")
@@ -113,14 +125,18 @@ class PlanPanel(QWidget):
         self.leave_output_check = QCheckBox("&Leave output tensor (--leave-output-tensor)")
         self.leave_output_check.setToolTip("Keep output.weight as it is in the source file")
         self.leave_output_check.toggled.connect(
-            lambda on: self._set_option("leave output tensor" if on else "quantize output tensor",
-                                        leave_output_tensor=on))
+            lambda on: self._set_option(
+                "leave output tensor" if on else "quantize output tensor", leave_output_tensor=on
+            )
+        )
         self.requantize_check = QCheckBox("Allow &requantize (--allow-requantize)")
         self.requantize_check.setToolTip(
             "Let export re-encode tensors that are already quantized in the source file "
-            "(they are dequantized first; quality is lower than quantizing from F16/BF16)")
+            "(they are dequantized first; quality is lower than quantizing from F16/BF16)"
+        )
         self.requantize_check.toggled.connect(
-            lambda on: self._set_option("allow requantize" if on else "no requantize", allow_requantize=on))
+            lambda on: self._set_option("allow requantize" if on else "no requantize", allow_requantize=on)
+        )
         form.addRow(self.pure_check)
         form.addRow(self.leave_output_check)
         form.addRow(self.requantize_check)
@@ -200,9 +216,19 @@ class PlanPanel(QWidget):
         s = self.session
         o = s.state.options
         has_model = s.model is not None and s.plan is not None
-        for w in (self.preset_combo, self.imatrix_load, self.pure_check, self.leave_output_check,
-                  self.requantize_check, self.output_combo, self.embd_combo, self.rules, self.save_button, self.load_button,
-                  self.copy_button):
+        for w in (
+            self.preset_combo,
+            self.imatrix_load,
+            self.pure_check,
+            self.leave_output_check,
+            self.requantize_check,
+            self.output_combo,
+            self.embd_combo,
+            self.rules,
+            self.save_button,
+            self.load_button,
+            self.copy_button,
+        ):
             w.setEnabled(has_model)
         self.imatrix_clear.setEnabled(has_model and s.imatrix is not None)
         with QSignalBlocker(self.preset_combo):

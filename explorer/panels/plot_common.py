@@ -3,6 +3,7 @@
 Categories get Paul Tol's colour-blind-safe "muted" palette (plus two extra colours for rare
 categories) and, in scatter plots, a symbol each, so colour is never the only cue.
 """
+
 from __future__ import annotations
 
 import pyqtgraph as pg
@@ -12,17 +13,46 @@ from quant_core.model import CATEGORIES
 
 # order in legends and bar charts: along a transformer block, then the global tensors
 CATEGORY_ORDER: tuple[str, ...] = (
-    "token_embd", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_kv_b", "attn_output",
-    "ffn_gate", "ffn_up", "ffn_down", "output", "other",
+    "token_embd",
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_qkv",
+    "attn_kv_b",
+    "attn_output",
+    "ffn_gate",
+    "ffn_up",
+    "ffn_down",
+    "output",
+    "other",
 )
 _CATEGORY_COLORS = {
-    "token_embd": "#332288", "attn_q": "#88CCEE", "attn_k": "#44AA99", "attn_v": "#117733",
-    "attn_qkv": "#0077BB", "attn_kv_b": "#EE7733", "attn_output": "#999933", "ffn_gate": "#DDCC77",
-    "ffn_up": "#CC6677", "ffn_down": "#882255", "output": "#AA4499", "other": "#777777",
+    "token_embd": "#332288",
+    "attn_q": "#88CCEE",
+    "attn_k": "#44AA99",
+    "attn_v": "#117733",
+    "attn_qkv": "#0077BB",
+    "attn_kv_b": "#EE7733",
+    "attn_output": "#999933",
+    "ffn_gate": "#DDCC77",
+    "ffn_up": "#CC6677",
+    "ffn_down": "#882255",
+    "output": "#AA4499",
+    "other": "#777777",
 }
 _CATEGORY_SYMBOLS = {
-    "token_embd": "star", "attn_q": "o", "attn_k": "s", "attn_v": "t", "attn_qkv": "t2", "attn_kv_b": "t3",
-    "attn_output": "d", "ffn_gate": "t1", "ffn_up": "p", "ffn_down": "h", "output": "star", "other": "x",
+    "token_embd": "star",
+    "attn_q": "o",
+    "attn_k": "s",
+    "attn_v": "t",
+    "attn_qkv": "t2",
+    "attn_kv_b": "t3",
+    "attn_output": "d",
+    "ffn_gate": "t1",
+    "ffn_up": "p",
+    "ffn_down": "h",
+    "output": "star",
+    "other": "x",
 }
 
 LEVEL_COLOR = "#CC3311"  # quantization levels on the weight histogram
@@ -43,8 +73,11 @@ def ordered_categories(present: set[str] | list[str]) -> list[str]:
     """The categories in ``present`` in display order (unknown ones last, by name)."""
     known = set(CATEGORY_ORDER) | set(CATEGORIES)
     present = set(present)
-    return [c for c in CATEGORY_ORDER if c in present] + sorted(present - known) + \
-        sorted(c for c in present & set(CATEGORIES) if c not in CATEGORY_ORDER)
+    return (
+        [c for c in CATEGORY_ORDER if c in present]
+        + sorted(present - known)
+        + sorted(c for c in present & set(CATEGORIES) if c not in CATEGORY_ORDER)
+    )
 
 
 def format_bytes(n: float) -> str:

@@ -5,6 +5,7 @@ are highlighted and the first problem is shown in one line. Valid text is applie
 pause (or at once with Apply) through ``session.set_rules``. When the session's rules change
 from elsewhere (undo, recipe) the text is replaced; otherwise the user's text is left alone.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -12,7 +13,13 @@ from html import escape
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
-    QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QTextEdit, QVBoxLayout, QWidget,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.errors import QuantError
@@ -160,8 +167,9 @@ class RulesEditor(QWidget):
 
     def _update_apply_button(self) -> None:
         rules, errors = parse_rules(self.edit.toPlainText())
-        self.apply_button.setEnabled(not errors and self.session.model is not None
-                                     and rules != self.session.state.options.tensor_types)
+        self.apply_button.setEnabled(
+            not errors and self.session.model is not None and rules != self.session.state.options.tensor_types
+        )
 
     @property
     def has_errors(self) -> bool:

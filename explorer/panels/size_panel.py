@@ -1,4 +1,5 @@
 """Projected file size of the current plan, compared with the source and the standard presets."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -19,9 +20,11 @@ CURRENT_COLOR = "#4477AA"
 SOURCE_COLOR = "#333333"
 PRESET_COLOR = "#BB5566"
 EXACT_NOTE = "the exact size Export writes"
-EXACT_TOOLTIP = ("Projected size of the output file: exactly the bytes Export writes (header, metadata, "
-                 "alignment padding and tensor data).\nBits per weight count tensor data only, as "
-                 "llama-quantize prints them.")
+EXACT_TOOLTIP = (
+    "Projected size of the output file: exactly the bytes Export writes (header, metadata, "
+    "alignment padding and tensor data).\nBits per weight count tensor data only, as "
+    "llama-quantize prints them."
+)
 
 
 def layer_position(layer: int | None, category: str, n_layer: int) -> int:
@@ -84,18 +87,26 @@ class SizePanel(QWidget):
         item.showGrid(x=True, y=False, alpha=0.2)
         item.setMouseEnabled(x=False, y=False)
         item.setYRange(-0.6, 0.6, padding=0)
-        self.bar = pg.BarGraphItem(x0=[0.0], y=[0.0], width=[0.0], height=0.5,
-                                   brush=pg.mkBrush(CURRENT_COLOR), pen=pg.mkPen(CURRENT_COLOR))
+        self.bar = pg.BarGraphItem(
+            x0=[0.0], y=[0.0], width=[0.0], height=0.5, brush=pg.mkBrush(CURRENT_COLOR), pen=pg.mkPen(CURRENT_COLOR)
+        )
         item.addItem(self.bar)
         self.markers: dict[str, pg.InfiniteLine] = {}
         for i, name in enumerate(("source",) + COMPARISON_PRESETS):
             colour = SOURCE_COLOR if name == "source" else PRESET_COLOR
             anchor = (1.0, 0.5) if name == "source" else (0.0, 0.5)  # text left / right of the line
             line = pg.InfiniteLine(
-                pos=0.0, angle=90, movable=False,
+                pos=0.0,
+                angle=90,
+                movable=False,
                 pen=pg.mkPen(colour, width=1.5, style=Qt.DashLine),
-                label=name, labelOpts={"position": 0.14 if i % 2 else 0.86, "color": colour,
-                                       "fill": (255, 255, 255, 210), "anchors": [anchor, anchor]},
+                label=name,
+                labelOpts={
+                    "position": 0.14 if i % 2 else 0.86,
+                    "color": colour,
+                    "fill": (255, 255, 255, 210),
+                    "anchors": [anchor, anchor],
+                },
             )
             line.setVisible(False)
             item.addItem(line)
@@ -111,8 +122,10 @@ class SizePanel(QWidget):
         cat_item.addItem(self.category_bars)
 
         self.layer_plot = make_plot("By layer (stacked by category)")
-        self.layer_plot.setToolTip("Bytes of tensor data per layer; 'embd' is the token embedding, "
-                                   "'out' the output tensors; colours as in 'By category'")
+        self.layer_plot.setToolTip(
+            "Bytes of tensor data per layer; 'embd' is the token embedding, "
+            "'out' the output tensors; colours as in 'By category'"
+        )
         self.layer_plot.getPlotItem().setMouseEnabled(x=False, y=False)
         self.layer_bars = pg.BarGraphItem(x=[], y0=[], height=[], width=0.8)
         self.layer_plot.getPlotItem().addItem(self.layer_bars)
@@ -154,9 +167,11 @@ class SizePanel(QWidget):
         self.total_label.setText(
             f"<span style='font-size:13pt'><b>{format_bytes(size.file_bytes)}</b></span>"
             f" &nbsp;({size.file_bytes:,} bytes) &nbsp;·&nbsp; <b>{size.bpw:.3f}</b> bits per weight"
-            f" &nbsp;<span style='color:#555555'>— {EXACT_NOTE}</span>")
+            f" &nbsp;<span style='color:#555555'>— {EXACT_NOTE}</span>"
+        )
         self.source_label.setText(
-            f"{format_change(size.file_bytes, source)} vs source {escape(s.model.path.name)} ({format_bytes(source)})")
+            f"{format_change(size.file_bytes, source)} vs source {escape(s.model.path.name)} ({format_bytes(source)})"
+        )
         self._update_presets()
         self._update_types()
         self._update_bar()
@@ -185,8 +200,7 @@ class SizePanel(QWidget):
         for name, n in sorted(size.by_type.items(), key=lambda kv: order.get(kv[0], 99)):
             bg = type_color(name)
             style = f"background:{bg.name()}; color:{text_color(bg).name()}"
-            chips.append(f"<span style='{style}'>&nbsp;{name}&nbsp;</span>"
-                         f" {format_bytes(n)}")
+            chips.append(f"<span style='{style}'>&nbsp;{name}&nbsp;</span> {format_bytes(n)}")
         self.types_label.setText(" &nbsp; ".join(chips))
 
     def _update_bar(self) -> None:
@@ -210,8 +224,13 @@ class SizePanel(QWidget):
         div, unit = self.category_unit = _unit(max(size.by_category.values(), default=0))
         values = [size.by_category[c] / div for c in cats]
         self.category_bars.setOpts(
-            x0=np.zeros(len(cats)), y=np.arange(len(cats), dtype=float), width=np.array(values), height=0.7,
-            brushes=[pg.mkBrush(category_color(c)) for c in cats], pens=[pg.mkPen(None)] * len(cats))
+            x0=np.zeros(len(cats)),
+            y=np.arange(len(cats), dtype=float),
+            width=np.array(values),
+            height=0.7,
+            brushes=[pg.mkBrush(category_color(c)) for c in cats],
+            pens=[pg.mkPen(None)] * len(cats),
+        )
         item = self.category_plot.getPlotItem()
         item.getAxis("left").setTicks([[(float(i), c) for i, c in enumerate(cats)]])
         item.getAxis("bottom").setLabel(unit)
@@ -242,8 +261,13 @@ class SizePanel(QWidget):
             y0.append(acc[x])
             acc[x] += n / div
         self.layer_bars.setOpts(
-            x=np.array(xs, dtype=float), y0=np.array(y0), height=np.array(sizes) / div, width=0.8,
-            brushes=[pg.mkBrush(category_color(c)) for c in cats], pens=[pg.mkPen("w", width=0.5)] * len(cats))
+            x=np.array(xs, dtype=float),
+            y0=np.array(y0),
+            height=np.array(sizes) / div,
+            width=0.8,
+            brushes=[pg.mkBrush(category_color(c)) for c in cats],
+            pens=[pg.mkPen("w", width=0.5)] * len(cats),
+        )
         item = self.layer_plot.getPlotItem()
         item.getAxis("left").setLabel(unit)
         if xs:

@@ -48,8 +48,9 @@ class TargetPanel(QWidget):
 
     curve_changed = Signal(object)  # a Curve, or None when there is none
 
-    def __init__(self, session: ExplorerSession, cost_source: CostSource | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, session: ExplorerSession, cost_source: CostSource | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.session = session
         self.mixer = AutoMixer(session, cost_source, self)
@@ -72,8 +73,10 @@ class TargetPanel(QWidget):
     def _build(self) -> None:
         self.mode_box = QComboBox()
         self.mode_box.addItems(MODES)
-        self.mode_box.setToolTip("What the budget limits: the file, llama-quantize's bits per weight, "
-                                 "or the memory the model and its KV cache take at a context length")
+        self.mode_box.setToolTip(
+            "What the budget limits: the file, llama-quantize's bits per weight, "
+            "or the memory the model and its KV cache take at a context length"
+        )
         self.mode_box.currentIndexChanged.connect(self._on_mode_changed)
         self.value_spin = QDoubleSpinBox()
         self.value_spin.setKeyboardTracking(False)
@@ -336,8 +339,7 @@ class TargetPanel(QWidget):
             return None
         unit = "bpw" if self.mode == BPW else "MiB"
         digits = 3 if self.mode == BPW else 2
-        return (f"{self.describe()} cannot be met: the smallest achievable mix needs "
-                f"{rng[0]:.{digits}f} {unit}")
+        return f"{self.describe()} cannot be met: the smallest achievable mix needs {rng[0]:.{digits}f} {unit}"
 
     def _show_result(self, r: MixResult) -> None:
         costs = self.mixer.costs

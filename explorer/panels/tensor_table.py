@@ -5,13 +5,23 @@ selection drives ``session.select`` and follows ``selection_changed``; types are
 the session (per cell with the combo-box editor, or to the whole selection from the toolbar or
 the context menu), so every change is undoable and the size updates at once.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu, QPushButton,
-    QTableView, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from quant_core.plan import TensorPlan
@@ -19,10 +29,21 @@ from quant_core.plan import TensorPlan
 from ..colors import type_tooltip
 from ..session import ExplorerSession
 from .tensor_table_model import (
-    COL_LAYER, COL_NAME, COL_TYPE, COL_WHY, TensorFilterProxy, TensorTableModel, TypeDelegate,
+    COL_LAYER,
+    COL_NAME,
+    COL_TYPE,
+    COL_WHY,
+    TensorFilterProxy,
+    TensorTableModel,
+    TypeDelegate,
 )
 from .tensor_text import (
-    build_type_menu, first_problem, is_explicit, ordered_types, representatives, type_icon,
+    build_type_menu,
+    first_problem,
+    is_explicit,
+    ordered_types,
+    representatives,
+    type_icon,
 )
 
 _INVALID_STYLE = "QLineEdit { background: #f8d0d0; }"
@@ -52,8 +73,10 @@ class TensorTable(QWidget):
         self.filter_edit = QLineEdit()
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.setPlaceholderText("Filter (regex on name, category or type), e.g. ffn_down|attn_v")
-        self.filter_edit.setToolTip("Regular expression matched (case-insensitive) against the tensor name, "
-                                    "its category and its planned type. Red = not a valid expression.")
+        self.filter_edit.setToolTip(
+            "Regular expression matched (case-insensitive) against the tensor name, "
+            "its category and its planned type. Red = not a valid expression."
+        )
         self.filter_edit.textChanged.connect(self._on_filter_changed)
         self.count_label = QLabel()
         self.count_label.setToolTip("Tensors shown / all tensors; selected tensors")
@@ -68,8 +91,9 @@ class TensorTable(QWidget):
         self.type_combo.setCurrentText(_DEFAULT_TYPE)
         self.type_combo.currentIndexChanged.connect(lambda _i: self._update_controls())
         self.set_button = QPushButton("Set type")
-        self.set_button.setToolTip("Give the selected tensors the type on the left (tensors it cannot fit are "
-                                   "skipped); undo with Ctrl+Z")
+        self.set_button.setToolTip(
+            "Give the selected tensors the type on the left (tensors it cannot fit are skipped); undo with Ctrl+Z"
+        )
         self.set_button.clicked.connect(self.assign_selected)
         self.reset_button = QPushButton("Reset to preset")
         self.reset_button.setToolTip("Drop the hand-chosen types of the selected tensors (Delete)")
@@ -100,8 +124,12 @@ class TensorTable(QWidget):
         header.setSectionResizeMode(QHeaderView.Interactive)
         header.setSectionResizeMode(COL_WHY, QHeaderView.Stretch)
         self.view.selectionModel().selectionChanged.connect(self._on_view_selection)
-        for signal in (self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.modelReset,
-                       self.proxy.layoutChanged):
+        for signal in (
+            self.proxy.rowsInserted,
+            self.proxy.rowsRemoved,
+            self.proxy.modelReset,
+            self.proxy.layoutChanged,
+        ):
             signal.connect(self._on_rows_moved)
 
         layout = QVBoxLayout(self)
@@ -181,9 +209,12 @@ class TensorTable(QWidget):
     def _on_filter_changed(self, text: str) -> None:
         problem = self.proxy.set_pattern(text)
         self.filter_edit.setStyleSheet(_INVALID_STYLE if problem else "")
-        self.filter_edit.setToolTip(f"Invalid regular expression: {problem}" if problem else
-                                    "Regular expression matched (case-insensitive) against the tensor name, "
-                                    "its category and its planned type.")
+        self.filter_edit.setToolTip(
+            f"Invalid regular expression: {problem}"
+            if problem
+            else "Regular expression matched (case-insensitive) against the tensor name, "
+            "its category and its planned type."
+        )
         self._update_count()
 
     def _on_context_menu(self, pos: QPoint) -> None:

@@ -4,6 +4,7 @@
 of type goes back through ``session.set_types`` (undoable). The proxy sorts with tuple keys so
 ties stay grouped by (layer, name), and filters with a case-insensitive regular expression.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,16 +19,53 @@ from quant_core.plan import TensorPlan, type_problem
 from ..colors import text_color, type_color, type_tooltip
 from ..session import ExplorerSession
 from .tensor_text import (
-    ALIGN_RIGHT, ALIGNMENT, BACKGROUND, DISPLAY, EDIT, FONT, FOREGROUND, TOOLTIP, USER, error_detail,
-    error_text, format_bytes, is_explicit, is_fallback, ordered_types, tensor_tooltip, type_icon,
+    ALIGN_RIGHT,
+    ALIGNMENT,
+    BACKGROUND,
+    DISPLAY,
+    EDIT,
+    FONT,
+    FOREGROUND,
+    TOOLTIP,
+    USER,
+    error_detail,
+    error_text,
+    format_bytes,
+    is_explicit,
+    is_fallback,
+    ordered_types,
+    tensor_tooltip,
+    type_icon,
 )
 
 Index = QModelIndex | QPersistentModelIndex
 
-COLUMNS = ("Layer", "Name", "Category", "Shape", "Parameters", "Source", "Type", "Why", "Size",
-           "Bits/weight", "Rel. error")
-(COL_LAYER, COL_NAME, COL_CATEGORY, COL_SHAPE, COL_PARAMS, COL_SOURCE, COL_TYPE, COL_WHY, COL_SIZE,
- COL_BPW, COL_ERROR) = range(len(COLUMNS))
+COLUMNS = (
+    "Layer",
+    "Name",
+    "Category",
+    "Shape",
+    "Parameters",
+    "Source",
+    "Type",
+    "Why",
+    "Size",
+    "Bits/weight",
+    "Rel. error",
+)
+(
+    COL_LAYER,
+    COL_NAME,
+    COL_CATEGORY,
+    COL_SHAPE,
+    COL_PARAMS,
+    COL_SOURCE,
+    COL_TYPE,
+    COL_WHY,
+    COL_SIZE,
+    COL_BPW,
+    COL_ERROR,
+) = range(len(COLUMNS))
 HEADER_TIPS = {
     COL_LAYER: "Transformer block (blank for the token embedding, output and other global tensors)",
     COL_NAME: "Tensor name in the GGUF file",

@@ -3,11 +3,12 @@
 Used by the tensor table and the mix map so both describe a tensor the same way. Nothing here
 computes statistics: it only formats what the session already holds.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable, Iterable
+from functools import cache
 from html import escape
-from typing import Callable, Iterable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
@@ -93,7 +94,7 @@ def tensor_tooltip(tp: TensorPlan, evaluation: object | None) -> str:
     return "<br>".join(lines)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _icon_pixmap(type_name: str, size: int) -> QPixmap:
     pix = QPixmap(size, size)
     pix.fill(type_color(type_name))
@@ -128,8 +129,9 @@ def first_problem(plans: Iterable[TensorPlan], type_name: str) -> str | None:
     return reason or "nothing selected"
 
 
-def build_type_menu(parent: QWidget, plans: list[TensorPlan], assign: Callable[[str], None],
-                    reset: Callable[[], None]) -> QMenu:
+def build_type_menu(
+    parent: QWidget, plans: list[TensorPlan], assign: Callable[[str], None], reset: Callable[[], None]
+) -> QMenu:
     """Context menu: 'Set type' (types that fit no selected tensor disabled, with why) + reset."""
     menu = QMenu(parent)
     menu.setToolTipsVisible(True)
@@ -155,5 +157,15 @@ ALIGN_RIGHT = Qt.AlignRight | Qt.AlignVCenter
 # Item roles as plain ints: data() is called for every painted cell and comparing an int with
 # a PySide enum member costs microseconds each.
 DISPLAY, EDIT, TOOLTIP, FONT, ALIGNMENT, BACKGROUND, FOREGROUND, USER = (
-    int(r.value) for r in (Qt.DisplayRole, Qt.EditRole, Qt.ToolTipRole, Qt.FontRole, Qt.TextAlignmentRole,
-                           Qt.BackgroundRole, Qt.ForegroundRole, Qt.UserRole))
+    int(r.value)
+    for r in (
+        Qt.DisplayRole,
+        Qt.EditRole,
+        Qt.ToolTipRole,
+        Qt.FontRole,
+        Qt.TextAlignmentRole,
+        Qt.BackgroundRole,
+        Qt.ForegroundRole,
+        Qt.UserRole,
+    )
+)

@@ -1,4 +1,5 @@
 """``quant-explorer bench``: quantize/dequantize throughput per type."""
+
 from __future__ import annotations
 
 import argparse

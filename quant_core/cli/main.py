@@ -1,4 +1,5 @@
 """Argument parsing and dispatch for the subcommands."""
+
 from __future__ import annotations
 
 import argparse

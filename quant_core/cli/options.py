@@ -1,4 +1,5 @@
 """llama-quantize's options, spelled as it spells them, shared by quantize / plan / stats."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,17 +22,37 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--leave-output-tensor", action="store_true", help="leave output.weight unquantized")
     g.add_argument("--pure", action="store_true", help="no mixture rules: every tensor gets the default type")
     g.add_argument("--imatrix", metavar="FILE", help="importance matrix (.dat or GGUF)")
-    g.add_argument("--include-weights", action="append", default=[], metavar="NAME",
-                   help="use imatrix entries containing NAME only (repeatable)")
-    g.add_argument("--exclude-weights", action="append", default=[], metavar="NAME",
-                   help="ignore imatrix entries containing NAME (repeatable)")
+    g.add_argument(
+        "--include-weights",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use imatrix entries containing NAME only (repeatable)",
+    )
+    g.add_argument(
+        "--exclude-weights",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="ignore imatrix entries containing NAME (repeatable)",
+    )
     g.add_argument("--output-tensor-type", metavar="TYPE", help="type of output.weight")
     g.add_argument("--token-embedding-type", metavar="TYPE", help="type of token_embd.weight")
-    g.add_argument("--tensor-type", action="append", default=[], metavar="PATTERN=TYPE",
-                   help="regex over tensor names and a type; first match wins (repeatable)")
+    g.add_argument(
+        "--tensor-type",
+        action="append",
+        default=[],
+        metavar="PATTERN=TYPE",
+        help="regex over tensor names and a type; first match wins (repeatable)",
+    )
     g.add_argument("--tensor-type-file", metavar="FILE", help="whitespace-separated PATTERN=TYPE entries")
-    g.add_argument("--override-kv", action="append", default=[], metavar="KEY=TYPE:VALUE",
-                   help="set metadata (TYPE int, float, bool or str; repeatable)")
+    g.add_argument(
+        "--override-kv",
+        action="append",
+        default=[],
+        metavar="KEY=TYPE:VALUE",
+        help="set metadata (TYPE int, float, bool or str; repeatable)",
+    )
     g.add_argument("--prune-layers", metavar="L0,L1,...", help="drop these layers and renumber the rest")
     ours = parser.add_argument_group("quant-explorer options")
     ours.add_argument("--recipe", metavar="FILE", help="start from a saved recipe (JSON)")
@@ -107,8 +128,6 @@ def open_and_plan(args: argparse.Namespace, preset: str | None) -> tuple[Model, 
     plan = build_plan(model, recipe.options, recipe.explicit)
     plan = apply_target(args, model, plan, imatrix, keys)  # auto-mix, when a budget flag is given
     return model, plan, imatrix, keys
-
-
 
 
 __all__ = ["add_quant_options", "open_and_plan", "recipe_from_args", "load_imatrix", "QuantError"]

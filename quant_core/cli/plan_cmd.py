@@ -1,4 +1,5 @@
 """``quant-explorer plan``: every tensor's type, size and reason, as text or JSON."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,7 @@ def run(args: argparse.Namespace) -> int:
             "file_bytes": size.file_bytes,
             "bpw": size.bpw,
             "tensors": [
-                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, **tp.why.as_json()}
-                for tp in plan.tensors
+                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, **tp.why.as_json()} for tp in plan.tensors
             ],
         }
         print(json.dumps(doc))

@@ -1,4 +1,5 @@
 """``quant-explorer quantize``: llama-quantize's command, with our quantizer."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,10 @@ def _progress_line(p: ExportProgress) -> str:
     width = 30
     filled = int(width * p.fraction)
     eta = f"{p.eta_s:5.0f}s" if p.eta_s is not None else "   --"
-    return (f"\r[{'=' * filled}{' ' * (width - filled)}] {100 * p.fraction:5.1f}% "
-            f"{p.tensor_index}/{p.n_tensors} tensors {p.mb_per_s:7.1f} MB/s ETA {eta}")
+    return (
+        f"\r[{'=' * filled}{' ' * (width - filled)}] {100 * p.fraction:5.1f}% "
+        f"{p.tensor_index}/{p.n_tensors} tensors {p.mb_per_s:7.1f} MB/s ETA {eta}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

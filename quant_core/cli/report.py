@@ -1,4 +1,5 @@
 """Text output shared by the subcommands."""
+
 from __future__ import annotations
 
 from ..plan import Plan
@@ -11,10 +12,14 @@ def print_plan_table(plan: Plan, size: SizeReport) -> None:
     width = max((len(tp.name) for tp in plan.tensors), default=10)
     for tp in plan.tensors:
         shape = ", ".join(str(d) for d in tp.source.shape)
-        print(f"{tp.name:<{width}}  [{shape:>16}]  {tp.source.src_type:>6} -> {tp.type:<7} "
-              f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}")
-    print(f"preset {plan.file_type.name}: {size.tensor_bytes / 1024**2:.2f} MiB of tensors "
-          f"({size.bpw:.2f} BPW), file {size.file_bytes} bytes")
+        print(
+            f"{tp.name:<{width}}  [{shape:>16}]  {tp.source.src_type:>6} -> {tp.type:<7} "
+            f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}"
+        )
+    print(
+        f"preset {plan.file_type.name}: {size.tensor_bytes / 1024**2:.2f} MiB of tensors "
+        f"({size.bpw:.2f} BPW), file {size.file_bytes} bytes"
+    )
     fallbacks = sum(1 for tp in plan.tensors if tp.why.kind is ReasonKind.SHAPE_FALLBACK)
     if fallbacks:
         print(f"{fallbacks} tensor(s) required fallback quantization")

@@ -1,4 +1,5 @@
 """``quant-explorer stats``: per-tensor error statistics of a plan."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,12 @@ HELP = "per-tensor quantization error of a preset (sampled rows by default, --ro
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quant_options(parser)
     parser.add_argument("--tensor", metavar="REGEX", help="only tensors whose name matches")
-    parser.add_argument("--rows", type=int, default=DEFAULT_SAMPLE_ROWS,
-                        help=f"rows sampled per tensor (default {DEFAULT_SAMPLE_ROWS}; 0 = all)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=DEFAULT_SAMPLE_ROWS,
+        help=f"rows sampled per tensor (default {DEFAULT_SAMPLE_ROWS}; 0 = all)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("input", metavar="INPUT.gguf")
     parser.add_argument("preset", metavar="PRESET")
@@ -37,18 +42,33 @@ def run(args: argparse.Namespace) -> int:
     rows = args.rows if args.rows > 0 else None
     results = []
     if not args.json:
-        print(f"{'tensor':<36} {'type':<8} {'rows':>7} {'rel_rmse':>9} {'rmse':>10} {'max_abs':>10} "
-              f"{'snr_db':>7} {'cosine':>9}")
+        print(
+            f"{'tensor':<36} {'type':<8} {'rows':>7} {'rel_rmse':>9} {'rmse':>10} {'max_abs':>10} "
+            f"{'snr_db':>7} {'cosine':>9}"
+        )
     for ev in iter_evaluate(model, plan, names, rows, imatrix, args.threads):
         s = ev.stats
         if args.json:
-            results.append({"name": ev.name, "type": ev.type, "rows": ev.rows_used, "n_rows": ev.n_rows,
-                            "rmse": s.rmse, "rel_rmse": _finite(s.rel_rmse), "max_abs": s.max_abs,
-                            "snr_db": _finite(s.snr_db), "cosine": s.cosine,
-                            "weighted_mse": _finite(s.weighted_mse)})
+            results.append(
+                {
+                    "name": ev.name,
+                    "type": ev.type,
+                    "rows": ev.rows_used,
+                    "n_rows": ev.n_rows,
+                    "rmse": s.rmse,
+                    "rel_rmse": _finite(s.rel_rmse),
+                    "max_abs": s.max_abs,
+                    "snr_db": _finite(s.snr_db),
+                    "cosine": s.cosine,
+                    "weighted_mse": _finite(s.weighted_mse),
+                }
+            )
         else:
-            print(f"{ev.name:<36} {ev.type:<8} {ev.rows_used:>7} {s.rel_rmse:>9.4%} {s.rmse:>10.3e} "
-                  f"{s.max_abs:>10.3e} {s.snr_db:>7.2f} {s.cosine:>9.6f}", flush=True)
+            print(
+                f"{ev.name:<36} {ev.type:<8} {ev.rows_used:>7} {s.rel_rmse:>9.4%} {s.rmse:>10.3e} "
+                f"{s.max_abs:>10.3e} {s.snr_db:>7.2f} {s.cosine:>9.6f}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps({"preset": plan.file_type.name, "tensors": results}))
     return 0

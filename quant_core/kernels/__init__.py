@@ -41,6 +41,7 @@ searches and packing), ``_legacy_imat`` (imatrix path of Q4_0..Q5_1), ``_iq*_gri
 ``_iq2_search`` (lattice tables and searches). Block and byte sizes come from the type table
 (:mod:`quant_core.qtypes`), never from literals.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ bit casts, fp16 / bf16 rounding, ``nearest_int`` and little-endian stores into a
 The bit-cast intrinsics accept float32 only, so an accidental float64 promotion in a kernel
 is a compile error instead of a silent mismatch.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -13,6 +13,7 @@ The tables are built once, on first use, and kept in memory (tens of millisecond
 loading the builder from numba's disk cache), so importing the package costs nothing. The lookup helpers
 shared by both IQ1 quantizers live here too.
 """
+
 from __future__ import annotations
 
 from functools import cache

@@ -13,6 +13,7 @@ them small (the map fits in L1) and the build short. They are built lazily on fi
 (a cached numba loop, tens of milliseconds) and kept in memory; that is as cheap as
 reading them back from a disk cache would be.
 """
+
 from __future__ import annotations
 
 import threading

@@ -8,6 +8,7 @@ live in the tuple ``scratch`` allocates once per row; the grid tables arrive as 
 inlined at numba level (``inline="always"``): a call passing arrays costs an atomic reference
 count per array, which made IQ2_S twice slower than ggml before inlining.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,10 +27,17 @@ def scratch(n):
     ``failed[0]`` becomes 1 where ggml would abort (a GGML_ASSERT in the search).
     """
     f32, i64, b = np.float32, np.int64, np.bool_
-    return (np.zeros(n, dtype=f32), np.zeros(n, dtype=f32), np.zeros(n, dtype=f32),
-            np.zeros(n, dtype=i64), np.zeros(n, dtype=i64),
-            np.ones(n // 8, dtype=b), np.ones(n // 8, dtype=b), np.zeros(24, dtype=f32),
-            np.zeros(1, dtype=i64))
+    return (
+        np.zeros(n, dtype=f32),
+        np.zeros(n, dtype=f32),
+        np.zeros(n, dtype=f32),
+        np.zeros(n, dtype=i64),
+        np.zeros(n, dtype=i64),
+        np.ones(n // 8, dtype=b),
+        np.ones(n // 8, dtype=b),
+        np.zeros(24, dtype=f32),
+        np.zeros(1, dtype=i64),
+    )
 
 
 @njit(**JIT)
@@ -159,8 +167,7 @@ def search(buf, n, scale, eff_max, steps, tabs):
         inv = (F32(5.0) + F32(step) * F32(0.1)) / eff_max
         this_scale = F32(1.0) / inv
         for k in range(n // 8):
-            on_aux[k] = _place_group(waux, xval, err, failed, Laux, k, inv, this_scale,
-                                     slots, codes, kmap, neighbours)
+            on_aux[k] = _place_group(waux, xval, err, failed, Laux, k, inv, this_scale, slots, codes, kmap, neighbours)
         sumqx, sumq2 = _fit(weight, xval, Laux, n)
         if sumq2 > F32(0.0) and sumqx * sumqx > best * sumq2:
             scale = sumqx / sumq2
@@ -175,7 +182,7 @@ def search(buf, n, scale, eff_max, steps, tabs):
 @njit(inline="always", **JIT)
 def requantize(buf, n, scale, tabs):
     """Requantize the groups not on the grid with 1/scale, then refit the scale if Σwq² > 0."""
-    weight, waux, xval, L, Laux, on_grid, on_aux, err, failed = buf
+    weight, waux, xval, L, _laux, on_grid, _on_aux, err, failed = buf
     slots, codes, kmap, neighbours = tabs
     inv = F32(1.0) / scale
     for k in range(n // 8):

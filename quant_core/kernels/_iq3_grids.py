@@ -12,6 +12,7 @@ From a grid, ggml's ``iq3xs_init_impl`` derives
 
 The tables are built lazily on first use (numpy, a few milliseconds) and kept in memory.
 """
+
 from __future__ import annotations
 
 import time

@@ -9,6 +9,7 @@ All arguments are 1-D arrays covering exactly the n values of one group (pass sl
 Every float is float32 and every sum runs in C order, so the results match ggml bit for bit.
 To fit many groups at once (several times faster), see :mod:`._kq_affine_batch`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,7 +80,7 @@ def _affine_search(x, w, has_w, L, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx
             sum_l2 += wi * fl * fl
             sum_xl += wi * fl * x[i]
         D = sum_w * sum_l2 - sum_l * sum_l
-        if D > F32(0.0):
+        if F32(0.0) < D:
             this_scale = (sum_w * sum_xl - sum_x * sum_l) / D
             this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D
             if this_min > F32(0.0):

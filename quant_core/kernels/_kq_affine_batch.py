@@ -7,6 +7,7 @@ the results are bit-identical to :mod:`._kq_affine` (checked by tests/core/test_
 
 Layout: element i of group g lives at ``xt[i, g]`` (``transpose_groups`` builds it).
 """
+
 from __future__ import annotations
 
 from collections import namedtuple
@@ -123,7 +124,7 @@ def _step(xt, wt, Lt, Laux, nmax, num, st, scales, use_mad, qkx3):
     _error_pass(xt, wt, Laux, st, _TS, _TM, use_mad)
     for g in range(G):
         D = st[_SUMW, g] * st[_SL2, g] - st[_SL, g] * st[_SL, g]
-        if D > F32(0.0) and st[_ERR, g] < st[_BEST, g]:
+        if F32(0.0) < D and st[_ERR, g] < st[_BEST, g]:
             for i in range(n):
                 Lt[i, g] = Laux[i, g]
             st[_BEST, g] = st[_ERR, g]
@@ -132,8 +133,7 @@ def _step(xt, wt, Lt, Laux, nmax, num, st, scales, use_mad, qkx3):
 
 
 @njit(**JIT)
-def affine_search_batch(xt, wt, Lt, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3,
-                        scales, mins, st):
+def affine_search_batch(xt, wt, Lt, Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3, scales, mins, st):
     """make_qkx2_quants (qkx3=False) or make_qkx3_quants (qkx3=True) on the G columns of xt.
 
     ``xt``/``wt``: float32 (n, G) values and weights; ``Lt``: uint8 (n, G) codes out;
@@ -142,7 +142,7 @@ def affine_search_batch(xt, wt, Lt, Laux, nmax, rmin, rdelta, nstep, use_mad, qk
     A constant group (max == min) needs no special case: its iscale is inf, inf*0 = nan
     rounds to code 0, 1/inf gives scale 0 and D = 0 rejects every step, as ggml's early exit.
     """
-    n, G = xt.shape
+    G = xt.shape[1]
     _init(xt, wt, Lt, nmax, st, scales, use_mad)
     if nstep >= 1:
         rmin32 = F32(rmin)
@@ -164,12 +164,18 @@ def new_scratch(n, G):
     the super-block's codes ``L`` (uint8[n*G], group-major as ggml's L) and float32 room
     ``rq`` for the final requantization (2*G scales, then 2*n*G)."""
     return GroupScratch(
-        np.empty((n, G), dtype=np.float32), np.empty((n, G), dtype=np.float32),
-        np.empty((n, G), dtype=np.uint8), np.empty((n, G), dtype=np.uint8),
+        np.empty((n, G), dtype=np.float32),
+        np.empty((n, G), dtype=np.float32),
+        np.empty((n, G), dtype=np.uint8),
+        np.empty((n, G), dtype=np.uint8),
         np.empty((N_STATE, G), dtype=np.float32),
-        np.empty(G, dtype=np.float32), np.empty(G, dtype=np.float32), np.empty(G, dtype=np.float32),
-        np.empty(G, dtype=np.uint8), np.empty(G, dtype=np.uint8),
-        np.empty(n * G, dtype=np.uint8), np.empty(2 * G + 2 * n * G, dtype=np.float32),
+        np.empty(G, dtype=np.float32),
+        np.empty(G, dtype=np.float32),
+        np.empty(G, dtype=np.float32),
+        np.empty(G, dtype=np.uint8),
+        np.empty(G, dtype=np.uint8),
+        np.empty(n * G, dtype=np.uint8),
+        np.empty(2 * G + 2 * n * G, dtype=np.float32),
     )
 
 
@@ -188,8 +194,7 @@ def fit_groups(s, nmax, rmin, rdelta, nstep, use_mad, qkx3):
 
     Codes go to ``s.L`` in group order, scales to ``s.scales`` and mins to ``s.mins``.
     """
-    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3,
-                        s.scales, s.mins, s.st)
+    affine_search_batch(s.xt, s.wt, s.Lt, s.Laux, nmax, rmin, rdelta, nstep, use_mad, qkx3, s.scales, s.mins, s.st)
     untranspose_codes(s)
 
 

@@ -4,6 +4,7 @@ After the scales of a super-block are rounded (to 4/6/8 bits and an fp16 super-s
 recomputes the codes of every group whose resulting scale is non-zero; groups whose scale
 rounded to zero keep the codes of the first search.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ def requantize_affine(x, x0, n, d, dm, nmax, L, work):
     """
     size = d.shape[0] * n
     d_each = work[:size]
-    dm_each = work[size:2 * size]
+    dm_each = work[size : 2 * size]
     _spread(d, n, d_each)
     _spread(dm, n, dm_each)
     for k in range(size):
@@ -59,6 +60,10 @@ def pack_2bit(L, out, o):
     for h in range(2):
         for l in range(32):
             e = 128 * h + l
-            v = ((np.int64(L[e]) & 3) | ((np.int64(L[e + 32]) & 3) << 2)
-                 | ((np.int64(L[e + 64]) & 3) << 4) | ((np.int64(L[e + 96]) & 3) << 6))
+            v = (
+                (np.int64(L[e]) & 3)
+                | ((np.int64(L[e + 32]) & 3) << 2)
+                | ((np.int64(L[e + 64]) & 3) << 4)
+                | ((np.int64(L[e + 96]) & 3) << 6)
+            )
             out[o + 32 * h + l] = np.uint8(v)

@@ -11,6 +11,7 @@ dtype, ggml uses int8) and its weight is ``qw[w0 + i]``. ``qw`` of length 0 mean
 weights" (ggml's NULL); ``w0`` is then ignored. ``make_q3_quants_batch`` (only Q3_K uses
 make_q3_quants) instead runs all the 16-groups of up to four super-blocks side by side.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -102,8 +103,8 @@ def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
         rmse_type = -rmse_type
     k = QX_WORK // 3
     isc = work[0:k]
-    slx = work[k:2 * k]
-    sl2 = work[2 * k:3 * k]
+    slx = work[k : 2 * k]
+    sl2 = work[2 * k : 3 * k]
     # candidate 0 is the first fit, then is = -9..-1, 1..9 in ggml's order
     isc[0] = iscale
     for s in range(1, N_CANDIDATES):
@@ -132,8 +133,7 @@ def make_qx_quants(n, nmax, x, x0, L, l0, rmse_type, qw, w0, work):
 def q3_scratch():
     """Scratch of :func:`make_q3_quants_batch` (allocate once per row)."""
     G = 16 * Q3_BATCH
-    return (np.empty((16, G), dtype=np.float32), np.empty((16, G), dtype=np.int8),
-            np.empty((5, G), dtype=np.float32))
+    return (np.empty((16, G), dtype=np.float32), np.empty((16, G), dtype=np.int8), np.empty((5, G), dtype=np.float32))
 
 
 @njit(**JIT)
@@ -208,8 +208,12 @@ def _q3_try_code(v, l_old, slx_old, sl2_old, nmax):
     fl = F32(new_l)
     slx_new = slx + w * v * fl
     sl2_new = sl2 + w * fl * fl
-    take = ((slx > F32(0.0)) & (new_l != l_old) & (sl2_new > F32(0.0))
-            & (slx_new * slx_new * sl2_old > slx_old * slx_old * sl2_new))
+    take = (
+        (slx > F32(0.0))
+        & (new_l != l_old)
+        & (sl2_new > F32(0.0))
+        & (slx_new * slx_new * sl2_old > slx_old * slx_old * sl2_new)
+    )
     if take:
         return new_l, slx_new, sl2_new, np.int32(1)
     return l_old, slx_old, sl2_old, np.int32(0)

@@ -5,6 +5,7 @@ over the whole row. Q4_0 / Q5_0 then take make_qx_quants' symmetric scale and Q4
 make_qkx3_quants' affine fit; the codes of the search are stored as they are (no requantization
 with the fp16 scale).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -83,4 +84,4 @@ def imat_row_affine(x, qw, out, five_bits):
             o = (b0 + g) * block_bytes
             store_fp16(out, o, sc.scales[g])
             store_fp16(out, o + 2, -sc.mins[g])
-            pack_block(sc.L[QK * g:QK * (g + 1)], out, o + 4, five_bits)
+            pack_block(sc.L[QK * g : QK * (g + 1)], out, o + 4, five_bits)

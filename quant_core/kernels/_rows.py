@@ -5,6 +5,7 @@ function here; both drivers are inlined into it (``inline="always"``), so the ro
 that kernel's own parallel loop and the row function is called directly. Rows are
 independent, so the result does not depend on the thread count.
 """
+
 from __future__ import annotations
 
 import numpy as np

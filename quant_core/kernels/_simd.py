@@ -11,6 +11,7 @@ patterns as integers, which orders finite floats exactly as float comparisons do
 Arguments: a C-contiguous 1-D float32 array, a start index and a literal block length n
 (1..256); no bounds checks, as in the rest of numba.
 """
+
 from __future__ import annotations
 
 from llvmlite import ir
@@ -26,9 +27,15 @@ _LOW31 = 0x7FFFFFFF
 
 
 def _accepts(arr: types.Type, start: types.Type, n: types.Type) -> bool:
-    return (isinstance(arr, types.Array) and arr.dtype == types.float32 and arr.ndim == 1
-            and arr.layout == "C" and isinstance(start, types.Integer)
-            and isinstance(n, types.IntegerLiteral) and 1 <= n.literal_value <= 256)
+    return (
+        isinstance(arr, types.Array)
+        and arr.dtype == types.float32
+        and arr.ndim == 1
+        and arr.layout == "C"
+        and isinstance(start, types.Integer)
+        and isinstance(n, types.IntegerLiteral)
+        and 1 <= n.literal_value <= 256
+    )
 
 
 def _load_block(context, builder, sig, args):
@@ -53,8 +60,9 @@ def _first_equal(builder, ptr, vec, value):
     """
     n = vec.type.count
     splat = builder.insert_element(ir.Constant(vec.type, ir.Undefined), value, ir.Constant(_I32, 0))
-    splat = builder.shuffle_vector(splat, ir.Constant(vec.type, ir.Undefined),
-                                   ir.Constant(ir.VectorType(_I32, n), [0] * n))
+    splat = builder.shuffle_vector(
+        splat, ir.Constant(vec.type, ir.Undefined), ir.Constant(ir.VectorType(_I32, n), [0] * n)
+    )
     mask = builder.bitcast(builder.fcmp_ordered("==", vec, splat), ir.IntType(n))
     index = _call(builder, f"llvm.cttz.i{n}", ir.IntType(n), [mask, ir.Constant(_I1, 1)])
     if n != 64:
@@ -72,6 +80,7 @@ def _block_reduction(reduce_block):
     ``vec`` is the block ``arr[start:start+n]`` as an <n x float> vector and ``ptr`` points at its
     first element; ``reduce_block`` returns the two float32 results.
     """
+
     def typer(typingctx, arr, start, n):
         if not _accepts(arr, start, n):
             return None
@@ -134,10 +143,15 @@ def first_min_max(builder, ptr, vec):
 
 
 def _accepts_pair(sumqx, sumq2, start, n):
-    return (all(isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1
-                and a.layout == "C" for a in (sumqx, sumq2))
-            and isinstance(start, types.Integer) and isinstance(n, types.IntegerLiteral)
-            and 1 <= n.literal_value <= 64)
+    return (
+        all(
+            isinstance(a, types.Array) and a.dtype == types.float32 and a.ndim == 1 and a.layout == "C"
+            for a in (sumqx, sumq2)
+        )
+        and isinstance(start, types.Integer)
+        and isinstance(n, types.IntegerLiteral)
+        and 1 <= n.literal_value <= 64
+    )
 
 
 @intrinsic
@@ -187,9 +201,12 @@ def stream_copy_u32(typingctx, dst, src, start, nvec):
     set exactly when a copied float32 is NaN or infinite (exponent field all ones).
     """
     u32 = types.uint32
-    if not all(isinstance(a, types.Array) and a.dtype == u32 and a.ndim == 1 and a.layout == "C"
-               for a in (dst, src)) or not isinstance(start, types.Integer) \
-            or not isinstance(nvec, types.Integer) or not dst.mutable:
+    if (
+        not all(isinstance(a, types.Array) and a.dtype == u32 and a.ndim == 1 and a.layout == "C" for a in (dst, src))
+        or not isinstance(start, types.Integer)
+        or not isinstance(nvec, types.Integer)
+        or not dst.mutable
+    ):
         return None
     sig = u32(dst, src, start, nvec)
 

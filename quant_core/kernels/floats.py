@@ -3,6 +3,7 @@
 F16 uses branch-free numba conversions (vectorized, parallel over rows) instead of numpy's
 astype: same bits, several times faster.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Both use the doubled E2M1 table and ggml's nearest-entry search (first minimum of
 ``|T[i]*d - x|`` wins). The importance matrix is ignored.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ sign each and an fp16 super-scale d: value = d*(2s+1)*(grid + delta). IQ1_M is i
 The grid, lookup map and neighbour lists come from :mod:`._iq1_grids` and reach the kernels
 as array arguments; the registered entry points are thin Python wrappers that fetch them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -188,7 +189,7 @@ def _iq1s_row(x, qw, out, tables):
     qh = np.empty(8, dtype=np.int64)
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * IQ1S_BYTES
-        out[o:o + IQ1S_BYTES] = 0
+        out[o : o + IQ1S_BYTES] = 0
         base = ibl * QK_K
         sigma2 = superblock_sigma2(x, base)
         max_scale = F32(0.0)

@@ -7,6 +7,7 @@ words together form the fp16 super-scale, which is refit by weighted least squar
 superblock with the quantized scales and stored times ggml's fudge factor 1.1125.
 Shared pieces (sorting, weights, grid look-up) are in :mod:`.iq1` and :mod:`._iq1_grids`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -206,11 +207,11 @@ def _row(x, qw, out, tables):
     shifts = np.empty(16, dtype=np.int64)
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * IQ1M_BYTES
-        out[o:o + IQ1M_BYTES] = 0
+        out[o : o + IQ1M_BYTES] = 0
         base = ibl * QK_K
         element_weights(x, base, QK_K, qw, superblock_sigma2(x, base), weight)
         for ib in range(16):
-            wb = weight[16 * ib:16 * ib + 16]
+            wb = weight[16 * ib : 16 * ib + 16]
             scales[ib], shifts[ib] = _block(x, base + 16 * ib, wb, scratch, L, idx, tables, out, o, ib)
         _super_scale(x, base, weight, scales, shifts, tables[0], out, o)
     return False  # never fails (the driver's flag)

@@ -12,6 +12,7 @@ The grids and neighbour tables come from ``_iq2_grids`` (built on first use) and
 to the numba kernels as arrays; the registered entry points are thin Python wrappers. The
 search itself, shared by the three types, is in ``_iq2_search``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -112,7 +113,7 @@ def _xxs_row(x, qw, out, tabs):
                 q2[2 * ib + 1] |= signs[k] << (7 * k)
             max_scale = max_scale if max_scale > scale else scale
         if max_scale == F32(0.0):
-            out[o:o + XXS_BYTES] = 0
+            out[o : o + XXS_BYTES] = 0
             continue
         d = max_scale / F32(31.0)
         store_fp16(out, o, d)
@@ -134,7 +135,7 @@ def _xs_or_s_row(x, qw, out, tabs, is_s):
     for ibl in range(x.shape[0] // QK_K):
         base = ibl * QK_K
         o = ibl * block
-        out[o:o + block] = 0
+        out[o : o + block] = 0
         sigma2 = sigma2_of(x, base, is_s)
         max_scale = F32(0.0)
         for ib in range(16):
@@ -154,7 +155,7 @@ def _xs_or_s_row(x, qw, out, tabs, is_s):
             max_scale = max_scale if max_scale > scale else scale
         if max_scale == F32(0.0):
             if not is_s:  # IQ2_S keeps what it wrote (ggml does not clear it)
-                out[o:o + block] = 0
+                out[o : o + block] = 0
             continue
         d = max_scale / F32(31.0)
         store_fp16(out, o, d * F32(0.9875) if is_s else d)

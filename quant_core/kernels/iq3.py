@@ -8,6 +8,7 @@ The lattice tables come from ``_iq3_grids`` and are passed to the kernels as arr
 The hot helpers are inlined at numba level (``inline="always"``): numba does not inline calls
 between separately compiled functions, and here that alone nearly doubles the throughput.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,8 +80,23 @@ def _weighted_sums(weight, xval, L):
 
 
 @njit(inline="always", **JIT)
-def _search_block(xval, weight, waux, vmax, nstep, all_on_grid_start, requant_all,
-                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours):
+def _search_block(
+    xval,
+    weight,
+    waux,
+    vmax,
+    nstep,
+    all_on_grid_start,
+    requant_all,
+    L,
+    Laux,
+    on_grid,
+    on_grid_aux,
+    levels,
+    codes,
+    kmap,
+    neighbours,
+):
     """Scale search of one 32-block (codes left in L); returns (scale, search failed)."""
     failed = False
     best = F32(0.0)
@@ -172,9 +188,17 @@ def _sub_scale(inv_d, scale):
 def _scratch():
     """Per-row work arrays: weight, waux, xval, L, Laux, on_grid, on_grid_aux, scales, signs."""
     f32, i64, b = np.float32, np.int64, np.bool_
-    return (np.empty(32, dtype=f32), np.empty(32, dtype=f32), np.empty(32, dtype=f32),
-            np.zeros(32, dtype=i64), np.zeros(32, dtype=i64), np.zeros(8, dtype=b),
-            np.zeros(8, dtype=b), np.zeros(8, dtype=f32), np.zeros(4, dtype=i64))
+    return (
+        np.empty(32, dtype=f32),
+        np.empty(32, dtype=f32),
+        np.empty(32, dtype=f32),
+        np.zeros(32, dtype=i64),
+        np.zeros(32, dtype=i64),
+        np.zeros(8, dtype=b),
+        np.zeros(8, dtype=b),
+        np.zeros(8, dtype=f32),
+        np.zeros(4, dtype=i64),
+    )
 
 
 @njit(inline="always", **JIT)
@@ -184,7 +208,7 @@ def _block(x, base, qw, sigma2, xxs, sc, tables):
     Returns ``(scale, failed)``. IQ3_XXS keeps 7 signs per 8 (parity), skips blocks below
     1e-8 and searches 31 scales; IQ3_S skips all-zero blocks and searches 19.
     """
-    weight, waux, xval, L, Laux, on_grid, on_grid_aux, scales, signs = sc
+    weight, waux, xval, L, Laux, on_grid, on_grid_aux, _scales, signs = sc
     levels, codes, kmap, neighbours = tables
     _prepare_block(x, base, qw, sigma2, weight, waux, xval, signs)
     if xxs:
@@ -194,8 +218,23 @@ def _block(x, base, qw, sigma2, xxs, sc, tables):
         vmax = max(vmax, xval[i])
     if (vmax < F32(1e-8)) if xxs else (vmax == F32(0.0)):
         return SKIPPED, False
-    scale, failed = _search_block(xval, weight, waux, vmax, 15 if xxs else 9, xxs, not xxs,
-                                  L, Laux, on_grid, on_grid_aux, levels, codes, kmap, neighbours)
+    scale, failed = _search_block(
+        xval,
+        weight,
+        waux,
+        vmax,
+        15 if xxs else 9,
+        xxs,
+        not xxs,
+        L,
+        Laux,
+        on_grid,
+        on_grid_aux,
+        levels,
+        codes,
+        kmap,
+        neighbours,
+    )
     if scale < F32(0.0):  # cannot happen in practice; ggml flips the signs
         scale = -scale
         for k in range(4):
@@ -212,7 +251,7 @@ def _quantize_row_xxs(x, qw, out, tables):
     failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * XXS_BYTES
-        out[o:o + XXS_BYTES] = 0
+        out[o : o + XXS_BYTES] = 0
         sigma2 = F32(2.0) * sum_squares(x, ibl * QK_K, QK_K) / F32(QK_K)
         max_scale = F32(0.0)
         for ib in range(8):
@@ -228,7 +267,7 @@ def _quantize_row_xxs(x, qw, out, tables):
             words[ib] = signs[0] | (signs[1] << 7) | (signs[2] << 14) | (signs[3] << 21)
             max_scale = max(max_scale, scale)
         if max_scale == F32(0.0):
-            out[o:o + XXS_BYTES] = 0
+            out[o : o + XXS_BYTES] = 0
             continue
         d = max_scale / F32(31.0)
         store_fp16(out, o, d * F32(1.0125))
@@ -246,7 +285,7 @@ def _quantize_row_s(x, qw, out, tables):
     failed = False
     for ibl in range(x.shape[0] // QK_K):
         o = ibl * S_BYTES
-        out[o:o + S_BYTES] = 0
+        out[o : o + S_BYTES] = 0
         qs = o + 2
         signs_at = o + 74
         sigma2 = F32(2.0) * sum_squares(x, ibl * QK_K, QK_K) / F32(QK_K)

@@ -6,6 +6,7 @@ inverse scales. IQ4_NL stores that scale as fp16 and reassigns the codes with it
 inverse; IQ4_XS quantizes the eight block scales of a 256-superblock to 6 bits against
 ``d = -max_scale/32`` and reassigns the codes with ``1/(d*l)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,7 @@ XS_BLOCK_BYTES = QTYPES["IQ4_XS"].type_size
 NTRY = 7
 GROUP_MAX_EPS = F32(1e-15)
 
-KVALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113],
-                   dtype=np.float32)
+KVALUES = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=np.float32)
 # MIDSUM[j] = KVALUES[j-1] + KVALUES[j]: x picks entry j once 2x reaches it (exact, ties go up).
 MIDSUM = np.zeros(16, dtype=np.float32)
 MIDSUM[1:] = KVALUES[:-1] + KVALUES[1:]
@@ -79,9 +79,11 @@ def _table_value(a2):
     the tree order is exact and keeps the dependency chain short.
     """
     lo = ((KVALUES[0] + _step(a2, 1)) + (_step(a2, 2) + _step(a2, 3))) + (
-        (_step(a2, 4) + _step(a2, 5)) + (_step(a2, 6) + _step(a2, 7)))
+        (_step(a2, 4) + _step(a2, 5)) + (_step(a2, 6) + _step(a2, 7))
+    )
     hi = ((_step(a2, 8) + _step(a2, 9)) + (_step(a2, 10) + _step(a2, 11))) + (
-        (_step(a2, 12) + _step(a2, 13)) + (_step(a2, 14) + _step(a2, 15)))
+        (_step(a2, 12) + _step(a2, 13)) + (_step(a2, 14) + _step(a2, 15))
+    )
     return lo + hi
 
 

@@ -5,6 +5,7 @@ scales/mins are rounded to 6 bits against their maximum; with an imatrix the gro
 make_qkx3_quants (weights qw*sqrt(sigma2 + x^2)) and the scales/mins make_qp_quants. Both end
 with ggml's requantization of every group against the fp16-rounded super-scales.
 """
+
 from __future__ import annotations
 
 import numpy as np

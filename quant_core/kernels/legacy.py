@@ -6,6 +6,7 @@ searches of ``_legacy_imat`` run instead. The four types differ only in two swit
 every helper takes as compile-time constants: ``affine`` (a min is stored after d: Q4_1, Q5_1)
 and ``five_bits`` (a 32-bit qh word of fifth bits before the nibbles: Q5_0, Q5_1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,7 +45,7 @@ def _ref_block(x, base, out, o, affine, five_bits):
         store_fp16(out, o + 2, vmin)
         bias = F32(0.5)
     else:
-        amax, vmax = first_absmax(x, base, QK)
+        _amax, vmax = first_absmax(x, base, QK)
         vmin = F32(0.0)  # x - 0 == x exactly, so the symmetric codes are unchanged
         d = vmax / F32(-16.0 if five_bits else -8.0)
         bias = F32(16.5 if five_bits else 8.5)

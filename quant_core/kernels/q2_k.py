@@ -6,6 +6,7 @@ and mins are rounded to 4 bits against their maxima; with an imatrix the groups 
 make_qkx3_quants (weights qw*sqrt(sigma2 + x^2)) and the scales/mins make_qp_quants. Groups
 whose fp16 d * scale is 0 keep their first-stage codes, as in ggml.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ Without an imatrix each group runs make_q3_quants (ggml's _ref; the groups of fo
 side by side, see ``make_q3_quants_batch``); with one, make_qx_quants
 with weights qw * sqrt(sigma2 + x^2), and the 16 scales themselves go through make_qx_quants.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -117,8 +118,16 @@ def _quantize_row(x, qw, out):
             make_q3_quants_batch(x, b0 * QK_K, nsb, Lb, scales_b, scratch)
             for k in range(nsb):
                 b = b0 + k
-                _scales_ref(x, b * QK_K, out, b * BLOCK_BYTES, Lb[QK_K * k:QK_K * (k + 1)],
-                            scales_b[16 * k:16 * (k + 1)], ls, rq)
+                _scales_ref(
+                    x,
+                    b * QK_K,
+                    out,
+                    b * BLOCK_BYTES,
+                    Lb[QK_K * k : QK_K * (k + 1)],
+                    scales_b[16 * k : 16 * (k + 1)],
+                    ls,
+                    rq,
+                )
         return
     weight = np.empty(16, dtype=np.float32)
     sw = np.empty(16, dtype=np.float32)

@@ -4,6 +4,7 @@ Block (210 bytes): ql[128] low nibbles, qh[64] top two bits, int8 scales[16], fp
 Value = d * scale_j * (q - 32). Each group's scale comes from make_qx_quants(16, 32) with
 weights x^2, or with the raw importance values when an imatrix is given (no sigma term).
 """
+
 from __future__ import annotations
 
 import numpy as np

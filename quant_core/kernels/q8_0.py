@@ -1,4 +1,5 @@
 """Q8_0: 32 weights per block, fp16 scale d = amax/127 and int8 codes roundf(x/d)."""
+
 from __future__ import annotations
 
 import numpy as np

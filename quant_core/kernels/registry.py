@@ -14,6 +14,7 @@ Each registration also records the module that defines the kernel (``kernel_map(
 the map of the package (see the table in ``quant_core.kernels``). A type has one kernel of
 each kind: registering a second one is an error.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -3,6 +3,7 @@
 TQ1_0 packs five trits per byte as a base-3 fraction (stored as ceil(p*256/243)), TQ2_0 four
 2-bit trits per byte. Both keep the fp16 scale at the end of the block.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Fixtures for the core tests: small real GGUF models written with gguf-py."""
+
 from __future__ import annotations
 
 from pathlib import Path

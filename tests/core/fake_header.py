@@ -3,6 +3,7 @@
 Only the header is written; the file is then extended to its full size without writing data
 (a sparse file), so opening, planning and sizing run on real headers in milliseconds.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,9 @@ from .synthetic import llama_tensor_shapes
 LLAMA3_8B = dict(n_embd=4096, n_layer=32, n_ff=14336, n_vocab=128256, n_head=32, n_head_kv=8, tied=False)
 
 
-def write_sparse_llama_gguf(path: Path, n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int,
-                            n_head_kv: int, tied: bool) -> Path:
+def write_sparse_llama_gguf(
+    path: Path, n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int, n_head_kv: int, tied: bool
+) -> Path:
     """Write a llama GGUF header (F16 weights, F32 norms) over a sparse file of the full size."""
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(n_layer)

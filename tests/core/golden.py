@@ -1,8 +1,9 @@
 """Access to ggml's golden vectors (tests/data/golden, copied from ggml's own output)."""
+
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +12,19 @@ GOLDEN_DIR = Path(__file__).resolve().parent.parent / "data" / "golden"
 SETS = ("set-a", "set-b")
 
 
-@lru_cache(maxsize=None)
+@cache
 def manifest(set_name: str) -> dict:
     return json.loads((GOLDEN_DIR / set_name / "manifest.json").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_input(set_name: str) -> np.ndarray:
     x = np.load(GOLDEN_DIR / set_name / "input.npy")
     x.setflags(write=False)
     return x
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_imatrix(set_name: str) -> np.ndarray:
     return np.load(GOLDEN_DIR / set_name / "imatrix.npy")
 

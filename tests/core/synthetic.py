@@ -1,4 +1,5 @@
 """Synthetic llama-architecture models for tests: header-only Model objects and real GGUF files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,9 @@ import numpy as np
 from quant_core.model import Model, TensorInfo, tensor_category, tensor_layer
 
 
-def llama_tensor_shapes(n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int, n_head_kv: int,
-                        tied: bool) -> list[tuple[str, tuple[int, ...]]]:
+def llama_tensor_shapes(
+    n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int, n_head_kv: int, tied: bool
+) -> list[tuple[str, tuple[int, ...]]]:
     """(name, ggml shape) of a llama model, in GGUF-writing order (as convert_hf_to_gguf does)."""
     n_embd_kv = n_embd // n_head * n_head_kv
     shapes: list[tuple[str, tuple[int, ...]]] = [("token_embd.weight", (n_embd, n_vocab))]
@@ -39,8 +41,17 @@ GOLDEN_MODELS = {
 }
 
 
-def header_model(n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int, n_head_kv: int,
-                 tied: bool, arch: str = "llama", n_expert: int = 0) -> Model:
+def header_model(
+    n_embd: int,
+    n_layer: int,
+    n_ff: int,
+    n_vocab: int,
+    n_head: int,
+    n_head_kv: int,
+    tied: bool,
+    arch: str = "llama",
+    n_expert: int = 0,
+) -> Model:
     """A Model with F16 weights and F32 norms but no file behind it (enough for planning)."""
     tensors = []
     for name, shape in llama_tensor_shapes(n_embd, n_layer, n_ff, n_vocab, n_head, n_head_kv, tied):
@@ -50,8 +61,18 @@ def header_model(n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int
     return Model(Path("synthetic.gguf"), [], tensors, arch, n_layer, n_head, n_head_kv, n_expert, 0, None)
 
 
-def write_llama_gguf(path: Path, n_embd: int, n_layer: int, n_ff: int, n_vocab: int, n_head: int,
-                     n_head_kv: int, tied: bool, seed: int = 0, weight_dtype: type = np.float16) -> Path:
+def write_llama_gguf(
+    path: Path,
+    n_embd: int,
+    n_layer: int,
+    n_ff: int,
+    n_vocab: int,
+    n_head: int,
+    n_head_kv: int,
+    tied: bool,
+    seed: int = 0,
+    weight_dtype: type = np.float16,
+) -> Path:
     """Write a real llama GGUF with seeded N(0, 0.02^2) weights (F16 by default) and F32 norms."""
     rng = np.random.default_rng(seed)
     w = gguf.GGUFWriter(str(path), "llama")

@@ -1,4 +1,5 @@
 """The command line: JSON plan format, llama-quantize's positionals, one-line errors."""
+
 from __future__ import annotations
 
 import json

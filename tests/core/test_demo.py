@@ -1,7 +1,6 @@
 """The synthetic demo model: deterministic generator, committed asset that opens with the expected shape."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -31,7 +30,7 @@ def test_generated_weights_have_heavy_tails_and_outlier_channels(tmp_path):
     model = open_model(write_demo_model(tmp_path / "d.gguf", shape=SMALL))
     x = model.rows_f32("blk.0.attn_q.weight").astype(np.float64)
     col = np.abs(x).mean(axis=0)
-    strong = np.sort(col)[-SMALL.outlier_channels:]
+    strong = np.sort(col)[-SMALL.outlier_channels :]
     rest = np.median(col)
     assert strong.min() > 4 * rest  # a few input channels 5-10x larger
     y = model.rows_f32("blk.1.attn_output.weight").astype(np.float64)  # no outlier channels here

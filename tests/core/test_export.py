@@ -1,4 +1,5 @@
 """Export writes what the plan says, exactly as big as projected, and never leaves a partial file."""
+
 from __future__ import annotations
 
 import errno
@@ -155,8 +156,20 @@ def test_override_kv_is_appended(small_gguf: Path, tmp_path: Path) -> None:
 
 
 def test_f32_source_model_exports(tmp_path: Path) -> None:
-    src = write_llama_gguf(tmp_path / "f32.gguf", n_embd=256, n_layer=1, n_ff=256, n_vocab=64,
-                           n_head=4, n_head_kv=4, tied=True, weight_dtype=np.float32)
+    src = write_llama_gguf(
+        tmp_path / "f32.gguf",
+        n_embd=256,
+        n_layer=1,
+        n_ff=256,
+        n_vocab=64,
+        n_head=4,
+        n_head_kv=4,
+        tied=True,
+        weight_dtype=np.float32,
+    )
     out = tmp_path / "out.gguf"
     _export(src, out, "Q6_K")
-    assert out.stat().st_size == project_size(open_model(src), build_plan(open_model(src), QuantOptions(preset="Q6_K"))).file_bytes
+    assert (
+        out.stat().st_size
+        == project_size(open_model(src), build_plan(open_model(src), QuantOptions(preset="Q6_K"))).file_bytes
+    )

@@ -1,4 +1,5 @@
 """Export with an importance matrix: per-tensor weights, requirements and the quantize.imatrix keys."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,12 @@ def test_imatrix_changes_bytes_and_adds_keys(small_gguf: Path, tmp_path: Path) -
     assert main(["quantize", "--imatrix", str(imat), str(small_gguf), str(out), "Q4_K_M"]) == 0
     r = gguf.GGUFReader(out)
     keys = [k for k in r.fields if not k.startswith("GGUF.")]
-    assert keys[-4:] == ["quantize.imatrix.file", "quantize.imatrix.dataset",
-                         "quantize.imatrix.entries_count", "quantize.imatrix.chunks_count"]
+    assert keys[-4:] == [
+        "quantize.imatrix.file",
+        "quantize.imatrix.dataset",
+        "quantize.imatrix.entries_count",
+        "quantize.imatrix.chunks_count",
+    ]
     assert r.fields["quantize.imatrix.dataset"].contents() == "alice.txt"
     name = "blk.1.attn_q.weight"
     model, im = open_model(small_gguf), load_imatrix(imat)
@@ -45,8 +50,9 @@ def test_imatrix_changes_bytes_and_adds_keys(small_gguf: Path, tmp_path: Path) -
     assert not np.array_equal(want, quantize(x, "Q4_K"))
 
 
-def test_missing_entry_for_a_type_that_needs_one(small_gguf: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_entry_for_a_type_that_needs_one(
+    small_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     imat = _make_imatrix(small_gguf, tmp_path / "imatrix.gguf", skip=("blk.2.ffn_up",))
     assert main(["quantize", "--imatrix", str(imat), str(small_gguf), str(tmp_path / "o.gguf"), "IQ3_XXS"]) == 1
     assert "blk.2.ffn_up.weight" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """check_output_path: the one place that decides whether an output path can be written."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The numba F16 conversions give numpy's bits (IEEE round to nearest even) for every value."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,9 @@ def test_every_rounding_boundary() -> None:
     h = _finite_halves()
     mid = ((h[:-1] + h[1:]) / 2).astype(np.float32)
     mid = np.concatenate([mid, [np.float32(65520.0)]])
-    cases = np.concatenate([mid, np.nextafter(mid, np.float32(0)), np.nextafter(mid, np.float32(np.inf)), h.astype(np.float32)])
+    cases = np.concatenate(
+        [mid, np.nextafter(mid, np.float32(0)), np.nextafter(mid, np.float32(np.inf)), h.astype(np.float32)]
+    )
     cases = np.concatenate([cases, -cases])
     assert np.array_equal(_kernel_bits(cases), _numpy_bits(cases))
 
@@ -47,8 +50,25 @@ def test_a_stride_through_all_float32_bit_patterns() -> None:
 
 
 def test_specials() -> None:
-    x = np.array([0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45, 3.4028235e38, -3.4028235e38,
-                  2.0**-25, 2.0**-25 * 1.0000001, 2.0**-24, 65504.0, 65519.996, 65520.0], dtype=np.float32)
+    x = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            1e-45,
+            -1e-45,
+            3.4028235e38,
+            -3.4028235e38,
+            2.0**-25,
+            2.0**-25 * 1.0000001,
+            2.0**-24,
+            65504.0,
+            65519.996,
+            65520.0,
+        ],
+        dtype=np.float32,
+    )
     assert np.array_equal(_kernel_bits(x), _numpy_bits(x))
     nan = np.array([0x7FC00000, 0xFFC00000, 0x7F800001], dtype=np.uint32)  # quiet, negative, signaling
     # ggml's conversion: every NaN becomes the quiet NaN 0x7E00 with its sign

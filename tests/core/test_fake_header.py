@@ -1,4 +1,5 @@
 """The sparse Llama-3-8B header used to measure GUI-thread costs at 7B scale is a real GGUF header."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The bracketing E2M1 search equals ggml's 16-entry scan on every scale and tricky input."""
+
 from __future__ import annotations
 
 import numpy as np

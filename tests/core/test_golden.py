@@ -1,4 +1,5 @@
 """Our quantizers write exactly ggml's bytes, and our dequantizers read them exactly as gguf-py."""
+
 from __future__ import annotations
 
 import gguf
@@ -11,8 +12,24 @@ from .golden import SETS, describe_mismatch, golden_bytes, golden_imatrix, golde
 
 # Types of the foundation issue; the lattice i-quants are listed separately.
 BASE_TYPES = [
-    "f16", "bf16", "q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q2_K", "q3_K", "q4_K", "q5_K",
-    "q6_K", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0", "mxfp4", "nvfp4",
+    "f16",
+    "bf16",
+    "q4_0",
+    "q4_1",
+    "q5_0",
+    "q5_1",
+    "q8_0",
+    "q2_K",
+    "q3_K",
+    "q4_K",
+    "q5_K",
+    "q6_K",
+    "iq4_nl",
+    "iq4_xs",
+    "tq1_0",
+    "tq2_0",
+    "mxfp4",
+    "nvfp4",
 ]
 LATTICE_TYPES = ["iq3_xxs", "iq3_s", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m"]
 IMATRIX_REQUIRED = ["iq2_xxs", "iq2_xs", "iq1_s"]

@@ -1,4 +1,5 @@
 """Importance matrices: both llama.cpp formats, values as llama-quantize computes them."""
+
 from __future__ import annotations
 
 import struct
@@ -151,20 +152,30 @@ def test_dat_skips_entries_without_data(tmp_path: Path) -> None:
 
 def test_gguf_counts_are_rounded_and_element_counts_decide(tmp_path: Path) -> None:
     sums = np.arange(1, 9, dtype=np.float32) * np.float32(7.0)
-    path = _write_raw_gguf(tmp_path / "odd.gguf", GOOD_KV, {
-        "a.weight.in_sum2": sums.reshape(4, 2),  # ne = [2, 4], but 1 count: one matrix of 8
-        "a.weight.counts": np.array([2.5], dtype=np.float32),  # lround -> 3
-        "b.weight.in_sum2": sums,
-        "b.weight.counts": np.array([0.4, 6.0], dtype=np.float32),  # lround 0 -> 1.0
-    })
+    path = _write_raw_gguf(
+        tmp_path / "odd.gguf",
+        GOOD_KV,
+        {
+            "a.weight.in_sum2": sums.reshape(4, 2),  # ne = [2, 4], but 1 count: one matrix of 8
+            "a.weight.counts": np.array([2.5], dtype=np.float32),  # lround -> 3
+            "b.weight.in_sum2": sums,
+            "b.weight.counts": np.array([0.4, 6.0], dtype=np.float32),  # lround 0 -> 1.0
+        },
+    )
     im = load_imatrix(path)
     assert np.array_equal(im.entries["a.weight"], sums / np.float32(3))
     assert im.entries["b.weight"].tolist() == [1, 1, 1, 1] + (sums[4:] / np.float32(6)).tolist()
 
 
 def test_filter_entries() -> None:
-    im = Imatrix({n: np.ones(2, np.float32) for n in ["blk.0.attn_q", "blk.0.ffn_up", "blk.1.attn_q"]},
-                 ["d"], 3, 512, "x.gguf", "gguf")
+    im = Imatrix(
+        {n: np.ones(2, np.float32) for n in ["blk.0.attn_q", "blk.0.ffn_up", "blk.1.attn_q"]},
+        ["d"],
+        3,
+        512,
+        "x.gguf",
+        "gguf",
+    )
     assert list(filter_entries(im, include=["attn"]).entries) == ["blk.0.attn_q", "blk.1.attn_q"]
     assert list(filter_entries(im, include=["ffn", "blk.1"]).entries) == ["blk.0.ffn_up", "blk.1.attn_q"]
     assert list(filter_entries(im, exclude=["blk.0", "nothing"]).entries) == ["blk.1.attn_q"]
@@ -176,20 +187,29 @@ def test_filter_entries() -> None:
 
 def test_metadata_keys() -> None:
     long_path = "/data/" + "é" * 70 + ".gguf"  # 146 bytes of UTF-8
-    im = Imatrix({"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)}, ["wiki.txt", "b.txt"], 5, 512,
-                 long_path, "gguf")
+    im = Imatrix(
+        {"a": np.ones(2, np.float32), "b": np.ones(2, np.float32)}, ["wiki.txt", "b.txt"], 5, 512, long_path, "gguf"
+    )
     keys = metadata_keys(im)
-    assert [k for k, _, _ in keys] == ["quantize.imatrix.file", "quantize.imatrix.dataset",
-                                        "quantize.imatrix.entries_count", "quantize.imatrix.chunks_count"]
+    assert [k for k, _, _ in keys] == [
+        "quantize.imatrix.file",
+        "quantize.imatrix.dataset",
+        "quantize.imatrix.entries_count",
+        "quantize.imatrix.chunks_count",
+    ]
     file_value = keys[0][1]
     assert len(file_value.encode()) <= 127 and long_path.startswith(file_value)
     assert len(file_value.encode()) >= 126  # only a split 2-byte character is dropped
-    assert keys[1:] == [("quantize.imatrix.dataset", "wiki.txt", GGUFValueType.STRING),
-                        ("quantize.imatrix.entries_count", 2, GGUFValueType.UINT32),
-                        ("quantize.imatrix.chunks_count", 5, GGUFValueType.UINT32)]
+    assert keys[1:] == [
+        ("quantize.imatrix.dataset", "wiki.txt", GGUFValueType.STRING),
+        ("quantize.imatrix.entries_count", 2, GGUFValueType.UINT32),
+        ("quantize.imatrix.chunks_count", 5, GGUFValueType.UINT32),
+    ]
     bare = Imatrix({"a": np.ones(2, np.float32)}, [], 0, None, "i.dat", "dat")
-    assert metadata_keys(bare) == [("quantize.imatrix.file", "i.dat", GGUFValueType.STRING),
-                                   ("quantize.imatrix.entries_count", 1, GGUFValueType.UINT32)]
+    assert metadata_keys(bare) == [
+        ("quantize.imatrix.file", "i.dat", GGUFValueType.STRING),
+        ("quantize.imatrix.entries_count", 1, GGUFValueType.UINT32),
+    ]
     assert metadata_keys(filter_entries(bare, include=["zzz"])) == []
 
 
@@ -210,9 +230,18 @@ def _info(name: str, shape: tuple[int, ...]) -> TensorInfo:
 
 
 def test_tensor_importance_is_the_one_lookup() -> None:
-    im = Imatrix({"blk.0.ffn_down_exps.weight": np.arange(6, dtype=np.float32),
-                  "blk.0.attn_q.weight": np.ones(5, np.float32),
-                  "token_embd.weight": np.ones(5, np.float32)}, [], 0, None, "p", "dat")
+    im = Imatrix(
+        {
+            "blk.0.ffn_down_exps.weight": np.arange(6, dtype=np.float32),
+            "blk.0.attn_q.weight": np.ones(5, np.float32),
+            "token_embd.weight": np.ones(5, np.float32),
+        },
+        [],
+        0,
+        None,
+        "p",
+        "dat",
+    )
     experts = tensor_importance(im, _info("blk.0.ffn_down_exps.weight", (3, 4, 2)))
     assert np.array_equal(experts.reshape(2, 3)[1], [3, 4, 5])
     assert tensor_importance(None, _info("blk.0.attn_q.weight", (4, 8))) is None
@@ -231,12 +260,15 @@ def _bad_gguf_cases(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "missing key": (_write_raw_gguf(tmp_path / "k.gguf", no_size, ok), "missing imatrix metadata"),
         "wrong key type": (_write_raw_gguf(tmp_path / "t.gguf", str_count, ok), "must be a uint32"),
         "no counts": (_write_raw_gguf(tmp_path / "c.gguf", GOOD_KV, {"a.in_sum2": ok["a.in_sum2"]}), "mismatched"),
-        "f16 sums": (_write_raw_gguf(tmp_path / "h.gguf", GOOD_KV, dict(ok, **{"a.in_sum2": np.ones(4, np.float16)})),
-                     "must be F32"),
+        "f16 sums": (
+            _write_raw_gguf(tmp_path / "h.gguf", GOOD_KV, dict(ok, **{"a.in_sum2": np.ones(4, np.float16)})),
+            "must be F32",
+        ),
         "no tensors": (_write_raw_gguf(tmp_path / "e.gguf", GOOD_KV, {}), "no data"),
-        "not divisible": (_write_raw_gguf(tmp_path / "d.gguf", GOOD_KV,
-                                          dict(ok, **{"a.counts": np.ones(3, np.float32)})),
-                          "4 sums for 3 counts"),
+        "not divisible": (
+            _write_raw_gguf(tmp_path / "d.gguf", GOOD_KV, dict(ok, **{"a.counts": np.ones(3, np.float32)})),
+            "4 sums for 3 counts",
+        ),
     }
 
 

@@ -1,4 +1,5 @@
 """IQ1_S / IQ1_M details the golden vectors cover only indirectly."""
+
 from __future__ import annotations
 
 import subprocess
@@ -41,8 +42,8 @@ def test_neighbour_tables_follow_ggml() -> None:
             continue
         start = -g - 1
         n = int(neighbours[start])
-        assert neighbours[start + 1:start + 1 + n].tolist() == _ggml_neighbours(grid, code)
-        for g, packed in zip(neighbours[start + 1:start + 1 + n], codes[start + 1:start + 1 + n]):
+        assert neighbours[start + 1 : start + 1 + n].tolist() == _ggml_neighbours(grid, code)
+        for g, packed in zip(neighbours[start + 1 : start + 1 + n], codes[start + 1 : start + 1 + n]):
             assert packed == sum(int(grid[g, k]) << (2 * k) for k in range(8))
         checked += 1
     assert checked > 50

@@ -1,4 +1,5 @@
 """IQ2 grids and neighbour tables, thread independence and laziness of the table build."""
+
 from __future__ import annotations
 
 import subprocess
@@ -44,7 +45,7 @@ def test_neighbour_lists_match_a_full_sort(type_name: str) -> None:
         limit = np.unique(d2)[NWANT[type_name] - 1]
         want = [j for j in order if d2[j] <= limit]
         start = -t.kmap[u] - 1
-        got = t.neighbours[start + 1:start + 1 + t.neighbours[start]].tolist()
+        got = t.neighbours[start + 1 : start + 1 + t.neighbours[start]].tolist()
         assert got == want
     assert on_grid < 400
 

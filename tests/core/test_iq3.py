@@ -1,4 +1,5 @@
 """IQ3_XXS / IQ3_S details the golden vectors cover only indirectly."""
+
 from __future__ import annotations
 
 import subprocess
@@ -38,7 +39,7 @@ def test_neighbour_tables_follow_ggml(grid_size: int, nwant: int) -> None:
             continue
         start = -g - 1
         n = int(t.neighbours[start])
-        assert t.neighbours[start + 1:start + 1 + n].tolist() == _ggml_neighbours(t.levels, code, nwant)
+        assert t.neighbours[start + 1 : start + 1 + n].tolist() == _ggml_neighbours(t.levels, code, nwant)
 
 
 def test_tables_are_built_lazily() -> None:
@@ -58,7 +59,7 @@ def test_iq3_s_zero_block_shifts_later_blocks_like_ggml() -> None:
     x = np.random.default_rng(3).normal(0, 0.02, size=(1, 256)).astype(np.float32)
     x[0, :32] = 0
     q = quantize(x, "IQ3_S")[0]
-    assert not q[2 + 56:2 + 64].any() and not q[74 + 28:74 + 32].any()
+    assert not q[2 + 56 : 2 + 64].any() and not q[74 + 28 : 74 + 32].any()
     assert q[66] == 0 and q[106] & 0x0F == 0
 
 

@@ -1,4 +1,5 @@
 """IQ4_NL / IQ4_XS details the golden vectors only touch indirectly."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """The lockstep (batched) affine search equals the one-group helpers, and K-quant output
 does not depend on the thread count."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,21 @@ def test_batched_search_matches_single_groups(n, nmax, rmin, rdelta, nstep, use_
         xt, wt = np.ascontiguousarray(x.T), np.ascontiguousarray(w.T)
         Lt = np.empty((n, G), np.uint8)
         scales, mins = np.empty(G, F32), np.empty(G, F32)
-        affine_search_batch(xt, wt, Lt, np.empty((n, G), np.uint8), nmax, rmin, rdelta, nstep,
-                            use_mad, qkx3, scales, mins, np.empty((N_STATE, G), F32))
+        affine_search_batch(
+            xt,
+            wt,
+            Lt,
+            np.empty((n, G), np.uint8),
+            nmax,
+            rmin,
+            rdelta,
+            nstep,
+            use_mad,
+            qkx3,
+            scales,
+            mins,
+            np.empty((N_STATE, G), F32),
+        )
         for g in range(G):
             L = np.empty(n, np.uint8)
             s, m = single(x[g], w[g], L, np.empty(n, np.uint8), nmax, rmin, rdelta, nstep, use_mad)

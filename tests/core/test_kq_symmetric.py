@@ -1,5 +1,6 @@
 """make_qx_quants / make_q3_quants (batched) against a plain sequential transcription of ggml's loops,
 plus Q3_K / Q6_K on extreme inputs (overflowing scales, denormals, zero importance)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +85,18 @@ def _groups(n: int, count: int, seed: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     "n,nmax,rmse_type,weighted",
-    [(32, 8, 1, True), (32, 16, 1, True), (16, 32, 1, False), (16, 4, 1, True), (16, 32, 1, True),
-     (32, 8, 0, False), (16, 4, 2, False), (16, 4, 3, False), (16, 4, 4, False), (32, 8, -1, True)],
+    [
+        (32, 8, 1, True),
+        (32, 16, 1, True),
+        (16, 32, 1, False),
+        (16, 4, 1, True),
+        (16, 32, 1, True),
+        (32, 8, 0, False),
+        (16, 4, 2, False),
+        (16, 4, 3, False),
+        (16, 4, 4, False),
+        (32, 8, -1, True),
+    ],
 )
 def test_make_qx_quants_matches_sequential_reference(n: int, nmax: int, rmse_type: int, weighted: bool) -> None:
     groups = _groups(n, 40, seed=n * 100 + nmax)
@@ -99,7 +110,7 @@ def test_make_qx_quants_matches_sequential_reference(n: int, nmax: int, rmse_typ
         got = make_qx_quants(n, nmax, row, g * n, L, g * n, rmse_type, qrow, g * n, work)
         want, want_L = _reference_qx(groups[g], nmax, rmse_type, qws[g] if weighted else None)
         assert F(got).tobytes() == F(want).tobytes(), (g, got, want)
-        assert np.array_equal(L[g * n:(g + 1) * n], want_L), g
+        assert np.array_equal(L[g * n : (g + 1) * n], want_L), g
 
 
 def _reference_q3(x: np.ndarray) -> tuple[np.float32, np.ndarray]:
@@ -148,7 +159,7 @@ def test_make_q3_quants_batch_matches_sequential_reference(super_blocks: int) ->
         for g in range(groups.shape[0]):
             want, want_L = _reference_q3(groups[g])
             assert F(scales[g]).tobytes() == F(want).tobytes(), (g, scales[g], want)
-            assert np.array_equal(L[16 * g:16 * (g + 1)], want_L), g
+            assert np.array_equal(L[16 * g : 16 * (g + 1)], want_L), g
 
 
 def _extreme_rows() -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ gguf-py's quantizers for these types are bit-exact with ggml (facts §10). The r
 beyond the golden vectors: subnormal blocks (whose inverse scale overflows to inf, so codes come
 from x86's float->int conversion of inf/NaN) and near-overflow magnitudes.
 """
+
 from __future__ import annotations
 
 import gguf
@@ -51,8 +52,8 @@ def _reference_affine_row(x: np.ndarray, qw: np.ndarray, nmax: int) -> list[tupl
     sigma2 = np.float32(sigma2 / np.float32(n))
     blocks = []
     for b in range(n // 32):
-        xb = x[32 * b:32 * b + 32]
-        w = (qw[32 * b:32 * b + 32] * np.sqrt(sigma2 + xb * xb)).astype(np.float32)
+        xb = x[32 * b : 32 * b + 32]
+        w = (qw[32 * b : 32 * b + 32] * np.sqrt(sigma2 + xb * xb)).astype(np.float32)
         L = np.empty(32, dtype=np.uint8)
         d, the_min = make_qkx3_quants(xb, w, L, np.empty(32, dtype=np.uint8), nmax, -0.9, 0.05, 36, False)
         blocks.append((np.float16(d), np.float16(-the_min), L.copy()))
@@ -69,7 +70,7 @@ def test_imatrix_affine_batches_match_one_group_search(type_name: str, nmax: int
     got = quantize(x, type_name, qw)
     for r in range(2):
         for b, (d, m, L) in enumerate(_reference_affine_row(x[r], qw, nmax)):
-            blk = got[r, b * block_bytes:(b + 1) * block_bytes]
+            blk = got[r, b * block_bytes : (b + 1) * block_bytes]
             assert blk[0:2].view(np.float16)[0].tobytes() == d.tobytes()
             assert blk[2:4].view(np.float16)[0].tobytes() == m.tobytes()
             codes = np.concatenate([blk[-16:] & 0x0F, blk[-16:] >> 4])

@@ -4,6 +4,7 @@ tests/data/identity/expected.json holds the sha256 of llama-quantize's output fo
 model (tiny-llama.gguf) under many presets and options; record.py beside it shows how it was
 made. Each case runs our exporter with the same arguments and compares the hash.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Opening models: header only, categories, hyper-parameters, and one-line errors for bad files."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_truncated_file(small_gguf: Path, tmp_path: Path, keep: float) -> None:
     data = small_gguf.read_bytes()
     p = tmp_path / "cut.gguf"
     p.write_bytes(data[: max(8, int(len(data) * keep))])
-    with pytest.raises(ModelError, match="truncated|corrupt"):
+    with pytest.raises(ModelError, match=r"truncated|corrupt"):
         open_model(p)
 
 
@@ -71,4 +72,3 @@ def test_unknown_tensor_type(small_gguf: Path, tmp_path: Path) -> None:
     p.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="unsupported tensor type"):
         open_model(p)
-

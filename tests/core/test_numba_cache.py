@@ -1,4 +1,5 @@
 """Compiled kernels are cached under a name derived from their sources, so none is ever stale."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Every preset picks exactly llama-quantize's per-tensor types (golden: llama-quantize --dry-run)."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,7 @@ def _golden(model_name: str) -> dict:
 
 
 def _cases() -> list:
-    return [
-        pytest.param(m, p, id=f"{m}-{p}") for m in GOLDEN_MODELS for p in _golden(m)
-    ]
+    return [pytest.param(m, p, id=f"{m}-{p}") for m in GOLDEN_MODELS for p in _golden(m)]
 
 
 @pytest.mark.parametrize("model_name,preset", _cases())

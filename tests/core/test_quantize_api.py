@@ -1,4 +1,5 @@
 """The public quantize/dequantize API: input forms, thread independence and clear errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,14 @@ import numpy as np
 import pytest
 
 from quant_core import (
-    ImatrixError, NonFiniteError, QuantError, ShapeError, UnknownTypeError, UnsupportedTypeError,
-    dequantize, quantize,
+    ImatrixError,
+    NonFiniteError,
+    QuantError,
+    ShapeError,
+    UnknownTypeError,
+    UnsupportedTypeError,
+    dequantize,
+    quantize,
 )
 
 from .golden import golden_bytes, golden_input

@@ -1,4 +1,5 @@
 """Metadata of every GGUF value type is read fast and written back unchanged."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,10 +33,18 @@ def _write(path: Path) -> Path:
     for key, value, vtype in KV:
         w.add_key_value(key, value, vtype)
     w.add_key_value("tokenizer.ggml.tokens", TOKENS, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING)
-    w.add_key_value("tokenizer.ggml.scores", [float(i) / 4 for i in range(len(TOKENS))],
-                    gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.FLOAT32)
-    w.add_key_value("tokenizer.ggml.token_type", [i % 6 for i in range(len(TOKENS))],
-                    gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32)
+    w.add_key_value(
+        "tokenizer.ggml.scores",
+        [float(i) / 4 for i in range(len(TOKENS))],
+        gguf.GGUFValueType.ARRAY,
+        gguf.GGUFValueType.FLOAT32,
+    )
+    w.add_key_value(
+        "tokenizer.ggml.token_type",
+        [i % 6 for i in range(len(TOKENS))],
+        gguf.GGUFValueType.ARRAY,
+        gguf.GGUFValueType.INT32,
+    )
     w.add_tensor("blk.0.attn_q.weight", np.full((4, 256), 0.5, dtype=np.float16))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -56,7 +65,10 @@ def test_metadata_values_and_types(tmp_path: Path) -> None:
     assert list(tokens.value) == TOKENS and tokens.value[1] == TOKENS[1] and tokens.value[2:4] == TOKENS[2:4]
     assert meta["tokenizer.ggml.scores"].value[9] == 2.25
     assert [f.key for f in m.metadata] == [k for k, _, _ in KV] + [
-        "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type"]
+        "tokenizer.ggml.tokens",
+        "tokenizer.ggml.scores",
+        "tokenizer.ggml.token_type",
+    ]
 
 
 def test_export_copies_metadata_bytes(tmp_path: Path) -> None:

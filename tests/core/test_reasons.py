@@ -1,4 +1,5 @@
 """Why each tensor has its type, as data: the reason kind for every source of a type."""
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,9 @@ def test_preset_default_and_mixture_rule_kinds(preset: str) -> None:
 def test_shape_fallbacks_name_the_type_the_rules_wanted(preset: str) -> None:
     plan = build_plan(VIS_B, QuantOptions(preset=preset))
     wanted = build_plan(VIS_B_EVEN, QuantOptions(preset=preset)).types()  # n_ff does not steer the rules
-    expected = {tp.name for tp in plan.tensors
-                if tp.quantizable and tp.source.n_per_row % qtype(wanted[tp.name]).block_size}
+    expected = {
+        tp.name for tp in plan.tensors if tp.quantizable and tp.source.n_per_row % qtype(wanted[tp.name]).block_size
+    }
     fell_back = {tp.name for tp in plan.tensors if tp.why.kind is ReasonKind.SHAPE_FALLBACK}
     assert fell_back == expected
     for name in fell_back:
@@ -64,8 +66,10 @@ def test_k_quant_presets_fall_back_on_every_ffn_down_of_544_rows() -> None:
 
 def test_user_rule_pure_and_type_options() -> None:
     rule = parse_tensor_type(r"blk\.1\.attn_q=q8_0")
-    plan = build_plan(VIS_A, QuantOptions(preset="Q4_K_M", tensor_types=(rule,), output_tensor_type="Q5_0",
-                                          token_embedding_type="Q4_0"))
+    plan = build_plan(
+        VIS_A,
+        QuantOptions(preset="Q4_K_M", tensor_types=(rule,), output_tensor_type="Q5_0", token_embedding_type="Q4_0"),
+    )
     kinds = _kinds(plan)
     assert kinds["blk.1.attn_q.weight"] is ReasonKind.USER_RULE and plan.tensor("blk.1.attn_q.weight").type == "Q8_0"
     assert kinds["blk.0.attn_q.weight"] is ReasonKind.PRESET_DEFAULT
@@ -102,8 +106,11 @@ def test_explicit_choice_over_a_fallback_keeps_the_preset_reason() -> None:
 
 def test_reason_json() -> None:
     fallback = Reason(ReasonKind.MIXTURE_RULE, "x").fallen_back("Q6_K", 544, 256)
-    assert fallback.as_json() == {"reason": "x; fallback from Q6_K: row length 544 not divisible by 256",
-                                  "reason_kind": "shape_fallback", "fallback_from": "Q6_K"}
+    assert fallback.as_json() == {
+        "reason": "x; fallback from Q6_K: row length 544 not divisible by 256",
+        "reason_kind": "shape_fallback",
+        "fallback_from": "Q6_K",
+    }
     assert Reason(ReasonKind.EXPLICIT, "mine").as_json() == {"reason": "mine", "reason_kind": "explicit"}
 
 
@@ -122,13 +129,16 @@ def test_plan_json_has_the_kinds(tied_odd_gguf: Path, capsys: pytest.CaptureFixt
             assert t["fallback_from"] == plan.tensor(t["name"]).why.fallback_from != t["type"]
 
 
-def test_cli_counts_fallbacks_by_kind_not_by_wording(small_gguf: Path, tied_odd_gguf: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_counts_fallbacks_by_kind_not_by_wording(
+    small_gguf: Path, tied_odd_gguf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # a rule whose own words say "fallback" is not a fallback
     assert main(["plan", str(small_gguf), "Q4_K_M", "--tensor-type", "attn_q|fallback=q8_0"]) == 0
     out = capsys.readouterr().out
     assert "rule attn_q|fallback=Q8_0" in out and "required fallback" not in out
     assert main(["plan", str(tied_odd_gguf), "Q4_K_M"]) == 0
-    n = sum(tp.why.kind is ReasonKind.SHAPE_FALLBACK
-            for tp in build_plan(open_model(tied_odd_gguf), QuantOptions(preset="Q4_K_M")).tensors)
+    n = sum(
+        tp.why.kind is ReasonKind.SHAPE_FALLBACK
+        for tp in build_plan(open_model(tied_odd_gguf), QuantOptions(preset="Q4_K_M")).tensors
+    )
     assert n > 0 and f"{n} tensor(s) required fallback quantization" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 """Recipes round-trip, and their llama-quantize command reproduces the plan."""
+
 from __future__ import annotations
 
 from dataclasses import fields
@@ -23,9 +24,15 @@ def _options_from_args(args: list[str]) -> QuantOptions:
 
 def test_recipe_round_trips(tmp_path: Path) -> None:
     recipe = Recipe(
-        QuantOptions(preset="Q5_K_M", tensor_types=(("attn_v", "Q8_0"), (r"blk\.[0-3]\.ffn_down", "Q6_K")),
-                     output_tensor_type="Q8_0", pure=True, override_kv=("general.name=str:x",),
-                     prune_layers=(2, 5), include_weights=("attn",)),
+        QuantOptions(
+            preset="Q5_K_M",
+            tensor_types=(("attn_v", "Q8_0"), (r"blk\.[0-3]\.ffn_down", "Q6_K")),
+            output_tensor_type="Q8_0",
+            pure=True,
+            override_kv=("general.name=str:x",),
+            prune_layers=(2, 5),
+            include_weights=("attn",),
+        ),
         {"blk.0.attn_q.weight": "Q6_K"},
     )
     path = tmp_path / "r.json"
@@ -33,13 +40,16 @@ def test_recipe_round_trips(tmp_path: Path) -> None:
     assert Recipe.load(path) == recipe
 
 
-@pytest.mark.parametrize("text,match", [
-    ("{", "invalid JSON"),
-    ('{"hello": 1}', "not a quant-explorer recipe"),
-    ('{"format": "quant-explorer-recipe", "options": {"bogus": 1}}', "unknown recipe option"),
-    ('{"format": "quant-explorer-recipe", "options": {"preset": "Q9_K"}}', "unknown preset"),
-    ('{"format": "quant-explorer-recipe", "explicit": {"a": "Q17"}}', "invalid type"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("{", "invalid JSON"),
+        ('{"hello": 1}', "not a quant-explorer recipe"),
+        ('{"format": "quant-explorer-recipe", "options": {"bogus": 1}}', "unknown recipe option"),
+        ('{"format": "quant-explorer-recipe", "options": {"preset": "Q9_K"}}', "unknown preset"),
+        ('{"format": "quant-explorer-recipe", "explicit": {"a": "Q17"}}', "invalid type"),
+    ],
+)
 def test_bad_recipes_are_rejected(text: str, match: str) -> None:
     with pytest.raises((RecipeError, PlanError, Exception), match=match):
         Recipe.from_json(text)
@@ -48,23 +58,26 @@ def test_bad_recipes_are_rejected(text: str, match: str) -> None:
 RECIPE = '{"format": "quant-explorer-recipe", "version": 1, %s}'
 
 
-@pytest.mark.parametrize("body,message", [
-    ('"options": {"override_kv": ["general.name"]}', "recipe option 'override_kv': malformed --override-kv"),
-    ('"options": {"override_kv": ["a.b=int:x"]}', "recipe option 'override_kv': .*invalid int value 'x'"),
-    ('"options": {"override_kv": "a=str:b"}', "recipe option 'override_kv': expected a list of strings"),
-    ('"options": {"output_tensor_type": "Q17"}', "recipe option 'output_tensor_type': invalid type 'Q17'"),
-    ('"options": {"token_embedding_type": 8}', "recipe option 'token_embedding_type': expected a string"),
-    ('"options": {"tensor_types": ["attn_v=q99"]}', "recipe option 'tensor_types': invalid type"),
-    ('"options": {"tensor_types": ["attn_(v=q8_0"]}', "recipe option 'tensor_types': invalid regular expression"),
-    ('"options": {"tensor_types": ["attn_v"]}', "recipe option 'tensor_types': malformed tensor type"),
-    ('"options": {"pure": "yes"}', "recipe option 'pure': expected true or false"),
-    ('"options": {"prune_layers": [1, -2]}', "recipe option 'prune_layers': expected a list of layer numbers"),
-    ('"options": {"include_weights": [1]}', "recipe option 'include_weights': expected a list of strings"),
-    ('"options": {"imatrix": 3}', "recipe option 'imatrix': expected a string"),
-    ('"options": {"preset": null}', "recipe option 'preset': expected a string"),
-    ('"options": []', "recipe 'options' must be an object"),
-    ('"explicit": {"blk.0.attn_q.weight": 6}', "recipe 'explicit' entry 'blk.0.attn_q.weight': expected a string"),
-])
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ('"options": {"override_kv": ["general.name"]}', "recipe option 'override_kv': malformed --override-kv"),
+        ('"options": {"override_kv": ["a.b=int:x"]}', "recipe option 'override_kv': .*invalid int value 'x'"),
+        ('"options": {"override_kv": "a=str:b"}', "recipe option 'override_kv': expected a list of strings"),
+        ('"options": {"output_tensor_type": "Q17"}', "recipe option 'output_tensor_type': invalid type 'Q17'"),
+        ('"options": {"token_embedding_type": 8}', "recipe option 'token_embedding_type': expected a string"),
+        ('"options": {"tensor_types": ["attn_v=q99"]}', "recipe option 'tensor_types': invalid type"),
+        ('"options": {"tensor_types": ["attn_(v=q8_0"]}', "recipe option 'tensor_types': invalid regular expression"),
+        ('"options": {"tensor_types": ["attn_v"]}', "recipe option 'tensor_types': malformed tensor type"),
+        ('"options": {"pure": "yes"}', "recipe option 'pure': expected true or false"),
+        ('"options": {"prune_layers": [1, -2]}', "recipe option 'prune_layers': expected a list of layer numbers"),
+        ('"options": {"include_weights": [1]}', "recipe option 'include_weights': expected a list of strings"),
+        ('"options": {"imatrix": 3}', "recipe option 'imatrix': expected a string"),
+        ('"options": {"preset": null}', "recipe option 'preset': expected a string"),
+        ('"options": []', "recipe 'options' must be an object"),
+        ('"explicit": {"blk.0.attn_q.weight": 6}', "recipe 'explicit' entry 'blk.0.attn_q.weight': expected a string"),
+    ],
+)
 def test_recipe_values_are_checked_when_read(body: str, message: str) -> None:
     with pytest.raises(RecipeError, match=message) as err:
         Recipe.from_json(RECIPE % body)

@@ -1,4 +1,5 @@
 """The kernel registry agrees with the type table, and the package's map agrees with the registry."""
+
 from __future__ import annotations
 
 import re
@@ -31,8 +32,12 @@ def test_every_registered_kernel_names_a_known_type() -> None:
 
 
 def test_every_type_of_the_table_has_both_kernels() -> None:
-    missing = [(name, kind) for name in QTYPES for kind, kernels_ in (("quantize", QUANTIZERS),
-               ("dequantize", DEQUANTIZERS)) if name not in kernels_]
+    missing = [
+        (name, kind)
+        for name in QTYPES
+        for kind, kernels_ in (("quantize", QUANTIZERS), ("dequantize", DEQUANTIZERS))
+        if name not in kernels_
+    ]
     assert not missing
 
 

@@ -1,4 +1,5 @@
 """llama-quantize's options and imatrix-dependent branches, beyond the golden preset files."""
+
 from __future__ import annotations
 
 from quant_core.plan import QuantOptions, build_plan, parse_tensor_type

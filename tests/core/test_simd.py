@@ -1,4 +1,5 @@
 """The vector-intrinsic block reductions and the streaming F32 copy agree with scalar code."""
+
 from __future__ import annotations
 
 import numpy as np

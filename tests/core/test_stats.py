@@ -1,4 +1,5 @@
 """Error statistics against plain float64 numpy formulas."""
+
 from __future__ import annotations
 
 import math

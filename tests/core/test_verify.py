@@ -1,4 +1,5 @@
 """verify_written: a written file re-opened and compared with its plan and projected size."""
+
 from __future__ import annotations
 
 from dataclasses import replace

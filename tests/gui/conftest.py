@@ -1,7 +1,8 @@
 """Fixtures for the GUI tests: a session on a small real model, and showing a widget."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from PySide6.QtWidgets import QWidget

@@ -1,4 +1,5 @@
 """Shared helpers for the GUI tests (fixtures are in conftest.py)."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -14,7 +15,6 @@ WAIT_MS = 60_000  # numba compiles kernels on first use
 def wait_idle(qtbot, session: ExplorerSession, timeout_ms: int = WAIT_MS) -> None:
     """Until every scheduled statistics job has finished."""
     qtbot.waitUntil(lambda: session.idle, timeout=timeout_ms)
-
 
 
 def reword_reasons(session: ExplorerSession, text: str = "reworded") -> None:

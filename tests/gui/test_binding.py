@@ -4,6 +4,7 @@ PySide6 6.12.0 drops a reference to None on every void C++ call, and Python 3.11
 some tens of thousands of them (a few minutes of repaints). pyproject pins PySide6 below 6.12 on
 Python < 3.12; this test fails if an install ever picks a binding with that bug.
 """
+
 from __future__ import annotations
 
 import sys

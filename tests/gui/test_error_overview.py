@@ -1,4 +1,5 @@
 """The error overview plots every tensor's error along the depth and selects a tensor on click."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,11 +39,20 @@ def test_every_tensor_plotted_by_layer_and_category(qtbot, overview, session):
         assert abs(x - expected_x) < 0.25, tp.name
     # one series per category, in its colour, with a legend entry each
     labels = [label.text for _sample, label in overview.legend.items]
-    assert labels == ["token_embd", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
-                      "ffn_down", "output"]
+    assert labels == [
+        "token_embd",
+        "attn_q",
+        "attn_k",
+        "attn_v",
+        "attn_output",
+        "ffn_gate",
+        "ffn_up",
+        "ffn_down",
+        "output",
+    ]
     assert overview.points["ffn_up"].opts["brush"].color().name() == category_color("ffn_up").name()
     assert not overview.points["attn_qkv"].isVisible()
-    ticks = dict((v, t) for v, t in overview.plot_item.getAxis("bottom")._tickLevels[0])
+    ticks = dict(overview.plot_item.getAxis("bottom")._tickLevels[0])
     assert ticks[-1.0] == "embd" and ticks[2.0] == "out"
 
 
@@ -51,8 +61,7 @@ def test_incremental_update_keeps_items_and_follows_plan(qtbot, overview, sessio
     items = {cat: id(overview.points[cat]) for cat in overview.series}
     name = "blk.1.attn_k.weight"
     old = shown_points(overview, "attn_k")[name][1]
-    with qtbot.waitSignal(session.stats_updated, timeout=WAIT_MS,
-                          check_params_cb=lambda names: name in names):
+    with qtbot.waitSignal(session.stats_updated, timeout=WAIT_MS, check_params_cb=lambda names: name in names):
         assert session.set_types([name], "Q8_0")
         # at once: the old type's error is gone, the point waits for the new measurement
         assert name not in shown_points(overview, "attn_k")

@@ -1,4 +1,5 @@
 """The export dialog writes the plan with progress, cancels cleanly, verifies and reports errors."""
+
 from __future__ import annotations
 
 import os
@@ -89,8 +90,9 @@ def test_cancel_midway_leaves_no_file_and_gui_stays_live(qtbot, dialog, session,
     timer.start()
     qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
     worker = dialog.worker
-    qtbot.waitUntil(lambda: dialog.last_progress is not None and dialog.last_progress.tensor_index >= 2,
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: dialog.last_progress is not None and dialog.last_progress.tensor_index >= 2, timeout=WAIT_MS
+    )
     assert list(tmp_path.glob(".cancelled.gguf.*.part"))  # the partial file exists while writing
     assert dialog.cancel_button.text() == "&Cancel export"
     with qtbot.waitSignal(worker.signals.finished, timeout=WAIT_MS):
@@ -134,8 +136,7 @@ def test_refuses_input_path_and_shows_core_errors_in_one_line(qtbot, dialog, ses
 
 def test_browse_and_escape_while_running(qtbot, dialog, session, tmp_path, monkeypatch, slow_export):
     target = tmp_path / "chosen.gguf"
-    monkeypatch.setattr("explorer.dialogs.export_dialog.QFileDialog.getSaveFileName",
-                        lambda *a, **k: (str(target), ""))
+    monkeypatch.setattr("explorer.dialogs.export_dialog.QFileDialog.getSaveFileName", lambda *a, **k: (str(target), ""))
     qtbot.mouseClick(dialog.browse_button, Qt.LeftButton)
     assert dialog.path_edit.text() == str(target)
     wait_idle(qtbot, session)

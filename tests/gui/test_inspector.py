@@ -1,4 +1,5 @@
 """The inspector shows the session's inspection of the selected tensor, and never blocks the GUI."""
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,13 @@ def inspector(show, session):
 def wait_full(qtbot, session, name: str = TENSOR, compare: str | None = None):
     def ready() -> bool:
         i = session.inspection
-        return (i is not None and i.full and i.name == name and i.compare_type == compare
-                and i.type == session.plan.tensor(name).type)
+        return (
+            i is not None
+            and i.full
+            and i.name == name
+            and i.compare_type == compare
+            and i.type == session.plan.tensor(name).type
+        )
 
     qtbot.waitUntil(ready, timeout=WAIT_MS)
     return session.inspection
@@ -162,8 +168,9 @@ def test_imatrix_weighted_mse_when_available(qtbot, inspector, session, tmp_path
 
     rng = np.random.default_rng(1)
     path = tmp_path / "imatrix.gguf"
-    write_imatrix_gguf(path, {TENSOR: rng.uniform(0.1, 4.0, 256).astype(np.float32) * 512},
-                       {TENSOR: np.array([512])}, chunk_size=512)
+    write_imatrix_gguf(
+        path, {TENSOR: rng.uniform(0.1, 4.0, 256).astype(np.float32) * 512}, {TENSOR: np.array([512])}, chunk_size=512
+    )
     session.select([TENSOR])
     wait_full(qtbot, session)
     assert table_column(inspector, 0)[5] == "no imatrix"

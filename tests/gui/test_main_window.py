@@ -1,7 +1,6 @@
 """The main window end to end: open, shortcuts, undo/redo, bad files, drops, recipes, screenshot."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt

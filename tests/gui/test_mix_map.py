@@ -1,4 +1,5 @@
 """The mix map: grid layout, selecting cells with the mouse, palette and menu, error colouring."""
+
 from __future__ import annotations
 
 import pytest
@@ -89,8 +90,10 @@ def test_drag_select_then_palette_assigns_and_undo_restores(qtbot, mix, session)
     assert set(session.selected) == expected and len(session.selected) == 6
 
     before = session.size.file_bytes
-    delta = sum(qtype("Q8_0").tensor_bytes(session.plan.tensor(n).source.shape) - session.plan.tensor(n).n_bytes
-                for n in expected)
+    delta = sum(
+        qtype("Q8_0").tensor_bytes(session.plan.tensor(n).source.shape) - session.plan.tensor(n).n_bytes
+        for n in expected
+    )
     assert mix.type_buttons["Q8_0"].isEnabled()
     with qtbot.waitSignal(session.plan_changed, timeout=10000):
         qtbot.mouseClick(mix.type_buttons["Q8_0"], Qt.LeftButton)
@@ -117,8 +120,9 @@ def test_click_shift_click_and_header_selection(qtbot, mix, session):
     assert session.selected[0] == "blk.1.ffn_down.weight"  # the clicked cell comes first
     header = mix.view.verticalHeader()
     qtbot.mouseClick(header.viewport(), Qt.LeftButton, pos=QPoint(5, header.sectionViewportPosition(2) + 5))
-    assert set(session.selected) == {tp.name for tp in session.plan.tensors
-                                     if tp.quantizable and tp.name.startswith("blk.1.")}
+    assert set(session.selected) == {
+        tp.name for tp in session.plan.tensors if tp.quantizable and tp.name.startswith("blk.1.")
+    }
 
 
 def test_types_that_cannot_apply_are_disabled_and_skipped(qtbot, mix, session):
@@ -169,7 +173,9 @@ def test_selection_is_shared_with_the_table(qtbot, mix, session):
     qtbot.addWidget(table)
     session.select(["blk.1.ffn_up.weight", "output.weight"])
     assert {(i.row(), i.column()) for i in mix.view.selectionModel().selectedIndexes()} == {
-        (2, STANDARD_KINDS.index("ffn_up")), (0, 1)}
+        (2, STANDARD_KINDS.index("ffn_up")),
+        (0, 1),
+    }
     qtbot.mouseClick(mix.view.viewport(), Qt.LeftButton, pos=center(mix, cell(mix, 0, "attn_k")))
     assert table.selected_names() == ["blk.0.attn_k.weight"]
     table.view.selectRow(table.proxy.rowCount() - 1)  # a row of the table

@@ -1,4 +1,5 @@
 """The plan panel drives the session (preset, rules, options, history, recipes, command) and follows it."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Plan changes are checked completely before they apply; slow reads and command lines run off the GUI thread."""
+
 from __future__ import annotations
 
 import threading

@@ -1,4 +1,5 @@
 """The size panel shows the exact projected size and follows every plan change at once."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,6 @@ import pytest
 
 from explorer.panels.plot_common import category_color
 from explorer.panels.size_panel import SizePanel
-
 
 pytestmark = pytest.mark.gui
 MIB = 1024.0**2
@@ -72,7 +72,7 @@ def test_breakdown_by_category_and_layer(qtbot, panel, session):
     assert [b.color().name() for b in brushes] == [category_color(c).name() for c in cats]
     assert cats.index("token_embd") < cats.index("attn_q") < cats.index("ffn_down") < cats.index("output")
 
-    xs, layer_cats, sizes = panel.stacked_layers()
+    xs, _layer_cats, sizes = panel.stacked_layers()
     totals = {x: sum(n for xx, n in zip(xs, sizes) if xx == x) for x in set(xs)}
     assert totals[0] == size.by_layer["0"] and totals[1] == size.by_layer["1"]
     assert totals[-1] == size.by_category["token_embd"]

@@ -3,6 +3,7 @@
 The map and table models and the inspector keep no copies: they read the session's cache, so
 what they show changes exactly when the cache does.
 """
+
 from __future__ import annotations
 
 import numpy as np

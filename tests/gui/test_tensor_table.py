@@ -1,4 +1,5 @@
 """The tensor table drives and follows the session: sort, regex filter, selection, type edits."""
+
 from __future__ import annotations
 
 import pytest
@@ -59,7 +60,11 @@ def test_regex_filter_and_invalid_regex(qtbot, table):
     total = table.proxy.rowCount()
     qtbot.keyClicks(table.filter_edit, "ffn_(down|up)")
     assert sorted(shown_column(table, COL_NAME)) == [
-        "blk.0.ffn_down.weight", "blk.0.ffn_up.weight", "blk.1.ffn_down.weight", "blk.1.ffn_up.weight"]
+        "blk.0.ffn_down.weight",
+        "blk.0.ffn_up.weight",
+        "blk.1.ffn_down.weight",
+        "blk.1.ffn_up.weight",
+    ]
     assert table.filter_edit.styleSheet() == ""
     assert "4 of" in table.count_label.text()
     qtbot.keyClicks(table.filter_edit, "[")  # now "ffn_(down|up)[": invalid, keeps the last valid filter
@@ -154,8 +159,11 @@ def test_multi_select_set_type_and_context_menu_reset(qtbot, table, session):
     with qtbot.waitSignal(session.plan_changed, timeout=10000):
         qtbot.mouseClick(table.set_button, Qt.LeftButton)
     types = {n: session.plan.tensor(n).type for n in session.selected}
-    assert types == {"blk.0.attn_q.weight": "IQ4_XS", "blk.1.attn_q.weight": "IQ4_XS",
-                     "blk.0.ffn_down.weight": "Q5_0"}  # IQ4_XS cannot fit rows of 544: skipped
+    assert types == {
+        "blk.0.attn_q.weight": "IQ4_XS",
+        "blk.1.attn_q.weight": "IQ4_XS",
+        "blk.0.ffn_down.weight": "Q5_0",
+    }  # IQ4_XS cannot fit rows of 544: skipped
     assert session.size.file_bytes < before
     assert table.reset_button.isEnabled()
 
