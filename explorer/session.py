@@ -2,22 +2,22 @@
 
 Widgets never compute: they call session methods and redraw on its signals. Every plan change
 is worked out completely (options checked, plan and size computed) before it goes on the undo
-stack, so a bad value is refused without changing anything. Statistics are computed by workers,
-one job at a time, and a job whose plan or selection has changed is cancelled and its late
-results dropped; they are kept in one :class:`~explorer.stats_cache.StatisticsCache`, which views
-read through the session. Reading an importance matrix and building the llama-quantize command
-run as light jobs off the GUI thread.
+stack (:mod:`explorer.plan_state`), so a bad value is refused without changing anything.
+Statistics are computed by workers, one job at a time, and a job whose plan or selection has
+changed is cancelled and its late results dropped (:mod:`explorer.stats_jobs`); they are kept in
+one :class:`~explorer.stats_cache.StatisticsCache`, which views read through the session. Reading
+an importance matrix and building the llama-quantize command run as light jobs off the GUI thread.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoStack
 
 from quant_core.errors import QuantError
 from quant_core.evaluate import TensorEvaluation, iter_evaluate
@@ -32,53 +32,14 @@ from quant_core.recipe import Recipe, check_options, llama_quantize_command
 from quant_core.size import SizeReport, project_size
 
 from .light_jobs import LightJobs
+from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key
 from .stats_cache import InspectKey, StatisticsCache
+from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
+from .stats_jobs import EvaluationFailure, NextJob, StatsJobs
 from .workers import GeneratorWorker, JobRunner
 
-EVAL_DELAY_MS = 150
 COMPARISON_PRESETS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
 COMMAND_OUTPUT = "OUTPUT.gguf"
-ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, exclude filters
-
-
-@dataclass(frozen=True)
-class PlanState:
-    """What the user decides: llama-quantize options plus explicit per-tensor types.
-
-    ``auto_mixed`` names the explicit types an auto-mix chose (reason kind AUTO_MIX, not pinned).
-    """
-
-    options: QuantOptions
-    explicit: tuple[tuple[str, str], ...] = ()
-    auto_mixed: tuple[str, ...] = ()
-
-    @property
-    def explicit_map(self) -> dict[str, str]:
-        return dict(self.explicit)
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    """A plan state worked out before it is applied: its importance matrix, plan and size."""
-
-    state: PlanState
-    imatrix: Imatrix | None
-    imatrix_keys: list[MetaField]
-    plan: Plan
-    size: SizeReport
-
-
-def _imatrix_key(options: QuantOptions) -> ImatrixKey | None:
-    return (options.imatrix, options.include_weights, options.exclude_weights) if options.imatrix else None
-
-
-@dataclass(frozen=True)
-class EvaluationFailure:
-    """A tensor whose statistics could not be computed (shown once, not retried)."""
-
-    name: str
-    type: str
-    message: str
 
 
 def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatrix: Any, threads: int | None):
@@ -99,32 +60,6 @@ def _inspect(model: Model, tp: TensorPlan, compare: str | None, imatrix: Any, sa
 def model_is_quantized(model: Model) -> bool:
     """True when some weight matrix of the source is already quantized (not F32/F16/BF16)."""
     return any(len(t.shape) >= 2 and not is_float_type(t.src_type) for t in model.tensors)
-
-
-class _PlanCommand(QUndoCommand):
-    def __init__(
-        self, session: ExplorerSession, before: PlanState, after: PlanState, text: str, merge_key: object = None
-    ) -> None:
-        super().__init__(text)
-        self.session, self.before, self.after = session, before, after
-        self.merge_key = merge_key
-
-    def id(self) -> int:
-        return -1 if self.merge_key is None else 1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 (Qt's name)
-        """Steps with the same merge key (one slider drag) become one undo step."""
-        if not isinstance(other, _PlanCommand) or other.merge_key != self.merge_key:
-            return False
-        self.after = other.after
-        self.setText(other.text())
-        return True
-
-    def redo(self) -> None:
-        self.session._apply_state(self.after)
-
-    def undo(self) -> None:
-        self.session._apply_state(self.before)
 
 
 class ExplorerSession(QObject):
@@ -162,14 +97,11 @@ class ExplorerSession(QObject):
         self.stats = StatisticsCache()
         self._imatrices: dict[ImatrixKey, tuple[Imatrix, list[MetaField]]] = {}
         self._reading: tuple[ImatrixKey, GeneratorWorker] | None = None
-        self._resolved: _Resolved | None = None
+        self._resolved: ResolvedState | None = None
         self._command: tuple[Plan, str] | None = None
         self._command_job: GeneratorWorker | None = None
-        self._job: GeneratorWorker | None = None
         self._closed = False
-        self._generation = 0
-        self._timer = QTimer(self, singleShot=True, interval=EVAL_DELAY_MS)
-        self._timer.timeout.connect(self._schedule)
+        self._stats_jobs = StatsJobs(self, self._next_job, lambda: self._reading is not None)
         self.busy_changed.connect(lambda text: setattr(self, "busy_text", text))
         from .quality import QualityTracker  # here: explorer.quality imports PlanState from this module
 
@@ -183,7 +115,7 @@ class ExplorerSession(QObject):
         except QuantError as err:
             self.error.emit(str(err))
             return False
-        self._cancel_job()
+        self._stats_jobs.cancel()
         self._drop_reading()
         self.model = model
         self.imatrix, self.imatrix_keys = None, []
@@ -212,7 +144,7 @@ class ExplorerSession(QObject):
         """
         if self.model is None or state == self.state:
             return False
-        key = _imatrix_key(state.options)
+        key = imatrix_key(state.options)
         if key is not None and key not in self._imatrices:
             return self._read_imatrix(key, state, text)
         try:
@@ -220,10 +152,10 @@ class ExplorerSession(QObject):
         except QuantError as err:
             self.error.emit(str(err))
             return False
-        self.undo_stack.push(_PlanCommand(self, self.state, state, text, merge_key))
+        self.undo_stack.push(PlanCommand(self._apply_state, self.state, state, text, merge_key))
         return True
 
-    def _resolve(self, state: PlanState) -> _Resolved:
+    def _resolve(self, state: PlanState) -> ResolvedState:
         """Everything ``state`` implies (raises QuantError): computed before anything changes."""
         assert self.model is not None
         if self._resolved is not None and self._resolved.state == state:
@@ -233,7 +165,7 @@ class ExplorerSession(QObject):
         plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
         if state.auto_mixed:
             plan = with_explicit(plan, state.explicit_map, auto_mixed=state.auto_mixed)
-        return _Resolved(state, imatrix, keys, plan, project_size(self.model, plan, keys))
+        return ResolvedState(state, imatrix, keys, plan, project_size(self.model, plan, keys))
 
     def set_preset(self, preset: str) -> bool:
         name = file_type(preset).name
@@ -302,7 +234,7 @@ class ExplorerSession(QObject):
 
     def _imatrix_for(self, options: QuantOptions) -> tuple[Imatrix | None, list[MetaField]]:
         """The importance matrix the options name, read once per (path, filters); raises QuantError."""
-        key = _imatrix_key(options)
+        key = imatrix_key(options)
         if key is None:
             return None, []
         if key not in self._imatrices:
@@ -349,7 +281,7 @@ class ExplorerSession(QObject):
 
     def _end_reading(self) -> None:
         self._reading = None
-        if self._job is None and not self._closed:
+        if not self._stats_jobs.active and not self._closed:
             self.busy_changed.emit("")
 
     def recipe(self) -> Recipe:
@@ -447,32 +379,20 @@ class ExplorerSession(QObject):
         return None if key is None else self.stats.inspection(key)
 
     def _restart_evaluation(self) -> None:
-        self._cancel_job()
-        self._timer.start()
+        self._stats_jobs.restart()
 
-    def _cancel_job(self) -> None:
-        self._generation += 1
-        if self._job is not None:
-            self._job.cancel()
-            self._job = None
+    @property
+    def _timer(self) -> QTimer:
+        """The timer that starts the next statistics job (tools disconnect it to keep jobs off)."""
+        return self._stats_jobs.timer
 
-    def _schedule(self) -> None:
-        """Start the next compute job: the inspector first, then the overview."""
-        if self._closed or self.model is None or self.plan is None or (self._job is not None and self._job.running):
-            return
+    def _next_job(self) -> NextJob | None:
+        """The next statistics job: the inspector's tensor first, then the tensors not measured yet."""
         job = self._inspect_job()
-        key = self.inspection_key() if job is not None else None
-        job = job or self._overview_job()
-        if job is None:
-            if self._reading is None:
-                self.busy_changed.emit("")
-            return
-        self._job = job
-        generation = self._generation
-        job.signals.yielded.connect(lambda item, g=generation: self._on_result(item, g))
-        job.signals.errored.connect(lambda message, g=generation, k=key: self._on_job_error(message, g, k))
-        job.signals.finished.connect(lambda g=generation: self._on_job_finished(g))
-        self.runner.start(job)
+        if job is not None:
+            return job, self.inspection_key()
+        job = self._overview_job()
+        return None if job is None else (job, None)
 
     def _inspect_job(self) -> GeneratorWorker | None:
         key = self.inspection_key()
@@ -494,37 +414,6 @@ class ExplorerSession(QObject):
         self.busy_changed.emit(f"measuring error of {len(missing)} tensor(s)")
         return GeneratorWorker(lambda: _evaluate_each(model, plan, missing, rows, imatrix, threads))
 
-    def _on_result(self, item: object, generation: int) -> None:
-        if self._closed or generation != self._generation:
-            return  # stale: the plan or the selection changed since the job started
-        if isinstance(item, Inspection):
-            self.stats.add_inspection(item)
-            self.inspection = item
-            self.inspection_ready.emit(item)
-        elif isinstance(item, TensorEvaluation):
-            self.stats.add_evaluation(item)
-            self.stats_updated.emit([item.name])
-        elif isinstance(item, EvaluationFailure):
-            self.stats.add_failure(item.name, item.type, item.message)
-            self.error.emit(item.message)
-
-    def _on_job_error(self, message: str, generation: int, inspect_key: InspectKey | None) -> None:
-        """A failed inspection is shown by the inspector (one line); other failures go to ``error``."""
-        if self._closed:
-            return
-        if inspect_key is None:
-            self.error.emit(message)
-        elif generation == self._generation:
-            self.stats.add_inspection_failure(inspect_key, message)
-            self.inspection_failed.emit(message)
-
-    def _on_job_finished(self, generation: int) -> None:
-        if self._closed:
-            return
-        if generation == self._generation:
-            self._job = None
-        QTimer.singleShot(0, self, self._schedule)
-
     # ----- export -------------------------------------------------------------------------
     def export_worker(self, path: str | Path, threads: int | None = None) -> GeneratorWorker:
         """A worker writing the current plan to ``path`` (start it with :meth:`start_export`)."""
@@ -534,27 +423,18 @@ class ExplorerSession(QObject):
 
     def start_export(self, worker: GeneratorWorker) -> None:
         """Pause statistics and run the export job (statistics resume when it finishes)."""
-        self._cancel_job()
-        self._timer.stop()
-        self._job = worker
-        worker.signals.finished.connect(self._on_export_finished)
-        self.runner.start(worker)
-
-    def _on_export_finished(self) -> None:
-        if not self._closed:
-            self._job = None
-            self._timer.start()
+        self._stats_jobs.start_export(worker)
 
     @property
     def idle(self) -> bool:
         """Nothing pending: no importance matrix being read, every statistics job done, none scheduled."""
-        return self._reading is None and self._job is None and not self._timer.isActive() and not self.busy_text
+        jobs = self._stats_jobs
+        return self._reading is None and not jobs.active and not jobs.timer.isActive() and not self.busy_text
 
     def shutdown(self) -> None:
         """Stop all work: used when the window closes (late results are then ignored)."""
         self._closed = True
-        self._timer.stop()
-        self._cancel_job()
+        self._stats_jobs.shutdown()
         self.runner.cancel_all()
         self.light.shutdown()
         self.runner.wait(10000)
