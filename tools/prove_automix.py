@@ -130,7 +130,7 @@ def markdown_row(r: dict) -> str:
     p, a = r["preset_file"], r["automix"]
     return (
         f"| {r['model']} | {'yes' if r['imatrix'] else 'no'} | {r['preset']} | {p['bytes']:,} | {a['bytes']:,} "
-        f"| {p['kld_mean']:.5f} | {a['kld_mean']:.5f} | {r['kld_change_pct']:+.1f} % "
+        f"| {p['kld_mean']:.6f} | {a['kld_mean']:.6f} | {r['kld_change_pct']:+.1f} % "
         f"| {p['same_top_p_pct']:.2f} % | {a['same_top_p_pct']:.2f} % | {p['ppl']:.3f} | {a['ppl']:.3f} |"
     )
 
