@@ -1,7 +1,7 @@
 """Which tensors matter: predicted KLD cost per layer × category, as a heat map on the mix map's grid.
 
 "Compute" runs :func:`quant_core.sensitivity.iter_sensitivity` for the session's model, plan,
-importance matrix and the held-out text in the background (one progress bar, cancellable;
+importance matrix and the calibration text in the background (one progress bar, cancellable;
 results are cached on disk, so a second compute is instant and a cancelled one resumes). Each
 cell shows the predicted increase of mean KL divergence if that tensor alone took the chosen
 type (or its sensitivity S), on a log colour scale: bright cells are where bits pay.
@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from quant_core.assets import DEMO_EVAL_TEXT
+from quant_core.assets import DEMO_CALIBRATION_TEXT
 from quant_core.quality import read_text_file, runtime_available
 from quant_core.quality.errors import INSTALL_HINT
 from quant_core.sensitivity import SensitivityProgress, SensitivitySettings, SensitivityTable, iter_sensitivity
@@ -57,7 +57,7 @@ class SensitivityJob(QObject):
         self.session = session
         self.runner = JobRunner(self)
         self.worker: GeneratorWorker | None = None
-        self.text_path: Path = DEMO_EVAL_TEXT
+        self.text_path: Path = DEMO_CALIBRATION_TEXT
         self.settings: SensitivitySettings | None = None  # None: scaled to the model
 
     def start(self) -> bool:

@@ -34,5 +34,9 @@ DEMO_MODEL: Path = ASSETS / "demo-llama.gguf"
 DEMO_EVAL_TEXT: Path = ASSETS / "demo-eval.txt"
 """Held-out text the demo model never saw in training: the default text for quality measurements."""
 
+DEMO_CALIBRATION_TEXT: Path = ASSETS / "demo-calibration.txt"
+"""A slice of the demo's training texts, disjoint from the held-out text: the default text that
+sensitivity runs calibrate on, so quality measured afterwards on DEMO_EVAL_TEXT is out of sample."""
+
 SYNTHETIC_MODEL: Path = ASSETS / "demo-synthetic-llama.gguf"
 """Random weights with realistic statistics (``quant_core.demo``), used by tests."""

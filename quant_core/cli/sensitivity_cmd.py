@@ -16,7 +16,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
-from ..assets import DEMO_EVAL_TEXT
+from ..assets import DEMO_CALIBRATION_TEXT
 from ..errors import QuantError
 from ..qtypes import qtype
 from ..quality import read_text_file
@@ -34,7 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset", metavar="PRESET", help="plan whose quantizable tensors are measured (default Q4_K_M)"
     )
     m = parser.add_argument_group("measurement")
-    m.add_argument("--text", metavar="FILE", help="evaluation text (default: the demo's held-out text)")
+    m.add_argument(
+        "--text",
+        metavar="FILE",
+        help="calibration text (default: the demo's calibration text, disjoint from its held-out text)",
+    )
     m.add_argument("--ctx", type=int, metavar="N", help="tokens per chunk (default: by model size)")
     m.add_argument("--chunks", type=int, metavar="N", help="chunks per run (default: by model size)")
     m.add_argument("--max-units", type=int, metavar="N", help="most probe runs; more tensors are grouped by depth")
@@ -66,7 +70,7 @@ def _progress(p: SensitivityProgress, tty: bool, last: list[str]) -> None:
 def run(args: argparse.Namespace) -> int:
     # many short llama.cpp runs: idle OpenMP threads must sleep, not spin (10x slower on a busy machine)
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    text_path = Path(args.text) if args.text else DEMO_EVAL_TEXT
+    text_path = Path(args.text) if args.text else DEMO_CALIBRATION_TEXT
     text = read_text_file(text_path)
     model, plan, imatrix, keys = open_and_plan(args, args.preset or "Q4_K_M")
     settings = _settings(args, model)

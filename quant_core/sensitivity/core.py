@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..assets import DEMO_EVAL_TEXT
+from ..assets import DEMO_CALIBRATION_TEXT
 from ..errors import QuantError
 from ..model import MetaField, Model
 from ..plan import Plan, QuantOptions, build_plan
@@ -111,13 +111,14 @@ def iter_sensitivity(
     """Yield :class:`SensitivityProgress`, then the :class:`SensitivityTable`; stop iterating to cancel.
 
     ``options`` (or a built plan) selects the quantizable tensors; ``text`` defaults to the demo's
-    held-out text; ``imatrix`` weights the errors and enables the types that need one. With
-    ``cache`` the results are kept in the quality cache folder and reused.
+    calibration text (disjoint from the held-out text quality is measured on); ``imatrix`` weights
+    the errors and enables the types that need one. With ``cache`` the results are kept in the
+    quality cache folder and reused.
     """
     settings = settings or SensitivitySettings.for_model(model)
     plan = _plan_for(model, options, imatrix)
     load_runtime()  # without llama.cpp, say so before minutes of weight errors
-    text = read_text_file(DEMO_EVAL_TEXT) if text is None else text
+    text = read_text_file(DEMO_CALIBRATION_TEXT) if text is None else text
     tensors = [tp for tp in plan.tensors if tp.quantizable]
     if not tensors:
         raise SensitivityError("the plan has no quantizable tensor")
