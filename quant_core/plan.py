@@ -19,6 +19,7 @@ from .ftypes import FileType, file_type
 from .model import Model, TensorInfo, tensor_layer
 from .qtypes import QTYPES, qtype
 from .reasons import Reason
+from .regex_guard import UnsafePatternError, check_pattern
 from .rules import RuleContext, mixture_type
 
 
@@ -189,9 +190,11 @@ def parse_tensor_type(entry: str) -> tuple[str, str]:
         raise PlanError(f"malformed tensor type {entry!r}: expected PATTERN=TYPE")
     pattern = pattern.lower()
     try:
-        re.compile(pattern)
+        check_pattern(pattern)
     except re.error as err:
         raise PlanError(f"invalid regular expression {pattern!r}: {err}") from None
+    except UnsafePatternError as err:
+        raise PlanError(f"tensor type pattern {pattern!r} refused: {err}") from None
     return pattern, parse_type(type_name.strip(), f"type in {entry!r}")
 
 

@@ -7,6 +7,7 @@ explicit per-tensor types chosen in the GUI. It round-trips through JSON unchang
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -15,6 +16,7 @@ from typing import Any
 
 from .errors import QuantError
 from .ftypes import file_type
+from .inputs import decode_utf8, read_input_text
 from .layout import parse_override_kv
 from .model import Model
 from .plan import Plan, QuantOptions, build_plan, parse_tensor_type, parse_type
@@ -46,11 +48,8 @@ class Recipe:
         return json.dumps(doc, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Recipe:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise RecipeError(f"not a recipe (invalid JSON: {err.msg} at line {err.lineno})") from None
+    def from_json(cls, text: str | bytes) -> Recipe:
+        doc = _parse_json(text)
         if not isinstance(doc, dict) or doc.get("format") != RECIPE_FORMAT:
             raise RecipeError("not a quant-explorer recipe (missing 'format' field)")
         version = doc.get("version", 0)
@@ -65,11 +64,34 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as err:
-            raise RecipeError(f"cannot read recipe {path}: {err.strerror}") from None
-        return cls.from_json(text)
+        return cls.from_json(read_input_text(path, "recipe", RecipeError))
+
+
+def _parse_json(text: str | bytes) -> Any:
+    """The JSON document of a recipe; invalid text, absurd nesting or numbers are one line."""
+    if isinstance(text, bytes):
+        text = decode_utf8(text, "recipe", RecipeError)
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as err:
+        raise RecipeError(f"not a recipe (invalid JSON: {err.msg} at line {err.lineno})") from None
+    except RecursionError:
+        raise RecipeError("not a recipe (JSON nested too deeply)") from None
+    except RecipeError:
+        raise
+    except ValueError as err:  # e.g. an integer of thousands of digits
+        raise RecipeError(f"not a recipe (invalid number: {str(err).splitlines()[0][:80]})") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise RecipeError(f"not a recipe ({name} is not a JSON number)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise RecipeError(f"not a recipe (number {text[:40]} is out of range)")
+    return value
 
 
 def _options(raw: Any) -> QuantOptions:
@@ -149,9 +171,11 @@ def _override_kv(value: Any) -> tuple[str, ...]:
 
 
 def _layers(value: Any) -> tuple[int, ...]:
-    ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ok = isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in value
+    )
     if not ok:
-        raise RecipeError(f"expected a list of layer numbers >= 0, got {_describe(value)}")
+        raise RecipeError(f"expected a list of layer numbers (0 to 2^31-1), got {_describe(value)}")
     return tuple(value)
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..errors import QuantError
 from ..ftypes import file_type
+from ..inputs import read_input_text
 from ..model import MetaField, Model, open_model
 from ..plan import Plan, PlanError, QuantOptions, build_plan, parse_tensor_type, parse_type
 from ..recipe import Recipe
@@ -62,10 +62,7 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
 def _tensor_type_entries(args: argparse.Namespace) -> list[tuple[str, str]]:
     entries = [parse_tensor_type(e) for e in args.tensor_type]
     if args.tensor_type_file:
-        try:
-            text = Path(args.tensor_type_file).read_text()
-        except OSError as err:
-            raise PlanError(f"cannot read tensor type file {args.tensor_type_file}: {err.strerror}") from None
+        text = read_input_text(args.tensor_type_file, "tensor type file", PlanError)
         entries += [parse_tensor_type(e) for e in text.split()]
     return entries
 

@@ -9,6 +9,7 @@ import re
 
 from ..errors import QuantError
 from ..evaluate import DEFAULT_SAMPLE_ROWS, iter_evaluate
+from ..regex_guard import UnsafePatternError, compile_safe
 from .options import add_quant_options, open_and_plan
 
 HELP = "per-tensor quantization error of a preset (sampled rows by default, --rows 0 for all)"
@@ -35,8 +36,8 @@ def _finite(v: float | None) -> float | None:
 def run(args: argparse.Namespace) -> int:
     model, plan, imatrix, _keys = open_and_plan(args, args.preset)
     try:
-        pattern = re.compile(args.tensor) if args.tensor else None
-    except re.error as err:
+        pattern = compile_safe(args.tensor) if args.tensor else None
+    except (re.error, UnsafePatternError) as err:
         raise QuantError(f"invalid --tensor regex: {err}") from None
     names = [tp.name for tp in plan.tensors if tp.quantizable and (pattern is None or pattern.search(tp.name))]
     rows = args.rows if args.rows > 0 else None
