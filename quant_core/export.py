@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,11 @@ from gguf import GGMLQuantizationType, GGUFWriter
 
 from .errors import QuantError
 from .imatrix import Imatrix, tensor_importance
+from .inputs import not_regular_reason, os_reason
 from .kernels import DEQUANTIZERS, QUANTIZERS
 from .layout import Layout, compute_layout, output_dims
 from .model import MetaField, Model
+from .partial_files import create_partial, name_max, sweep_partials
 from .plan import Plan, TensorPlan
 from .qtypes import is_float_type
 from .quantize import quantize
@@ -61,25 +62,38 @@ class ExportProgress:
         return (self.bytes_total - self.bytes_done) / rate if rate > 0 else None
 
 
-def check_output_path(input_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> Path:
+def check_output_path(
+    input_path: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    other_inputs: Sequence[str | os.PathLike[str] | None] = (),
+) -> Path:
     """The output path as export will use it (``~`` expanded); raises ExportError if unusable.
 
-    Refused: no path, the input file itself (under any name), a directory, a directory that
-    does not exist or is not writable. The CLI and the export dialog both ask this function.
+    Refused: no path, the input file or any of ``other_inputs`` (importance matrix, recipe,
+    tensor-type file) under any name, a directory, a device, FIFO or socket, a name too long
+    for the file system, a directory that does not exist or is not writable. The CLI and the
+    export dialog both ask this function.
     """
     text = os.fspath(out_path).strip()
     if not text:
         raise ExportError("no output file given; choose one")
     out = Path(text).expanduser()
-    if _same_file(out, Path(input_path)):
-        raise ExportError("the output path is the input file; choose another name")
+    for given in (input_path, *other_inputs):
+        if given and _same_file(out, Path(given)):
+            raise ExportError(f"the output path is the input file {given}; choose another name")
     if out.is_dir():
         raise ExportError(f"{out} is a directory; choose a file name")
+    kind = not_regular_reason(out)
+    if kind is not None:
+        raise ExportError(f"{out} is {kind}; choose a regular file name")
     parent = out.parent
     if not parent.is_dir():
         raise ExportError(f"output directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise ExportError(f"output directory {parent} is not writable")
+    size, limit = len(out.name.encode("utf-8", "surrogateescape")), name_max(parent)
+    if size > limit:
+        raise ExportError(f"output file name is too long ({size} bytes; this file system allows {limit})")
     return out
 
 
@@ -120,12 +134,15 @@ def iter_export(
     imatrix_keys: list[MetaField] | None = None,
 ) -> Iterator[ExportProgress]:
     """Write the planned GGUF to ``out_path``, yielding progress after every chunk."""
-    out = check_output_path(model.path, out_path)
+    inputs = (plan.options.imatrix, imatrix.path if imatrix is not None else None)
+    out = check_output_path(model.path, out_path, inputs)
     check_export(model, plan, out, imatrix)
     layout = compute_layout(model, plan, imatrix_keys)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    sweep_partials(out.parent)
+    try:
+        tmp = create_partial(out)
+    except OSError as err:
+        raise ExportError(_os_message(err, out)) from None
     completed = False
     try:
         yield from _write(model, plan, layout, tmp, imatrix, threads)
@@ -136,10 +153,19 @@ def iter_export(
         os.replace(tmp, out)
         completed = True
     except OSError as err:
-        raise ExportError(_os_message(err, out)) from None
+        raise ExportError(_os_message(err, out) + _remove_partial(tmp)) from None
     finally:
         if not completed:
-            tmp.unlink(missing_ok=True)
+            _remove_partial(tmp)
+
+
+def _remove_partial(tmp: Path) -> str:
+    """Delete the partial file; never raises. Returns "" or what to add to the error message."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError as err:
+        return f"; the partial file {tmp} could not be removed either ({os_reason(err)})"
+    return ""
 
 
 def _umask() -> int:
@@ -150,7 +176,11 @@ def _umask() -> int:
 
 def _os_message(err: OSError, out: Path) -> str:
     if err.errno == errno.ENOSPC:
-        return f"disk full while writing {out.name}"
+        return f"disk full (no space or no free inodes) while writing {out.name}"
+    if err.errno == errno.EDQUOT:
+        return f"disk quota exceeded while writing {out.name}"
+    if err.errno == errno.ENAMETOOLONG:
+        return f"cannot write {out}: file name too long"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write {out}: permission denied"
     return f"cannot write {out}: {err.strerror or err}"

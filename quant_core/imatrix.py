@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
 from .errors import ImatrixError
+from .inputs import read_input_bytes, read_input_head
 
 if TYPE_CHECKING:
     from .model import TensorInfo
+    from .reader import MetaField
 
 KEY_DATASETS = "imatrix.datasets"
 KEY_CHUNK_COUNT = "imatrix.chunk_count"
@@ -61,19 +63,9 @@ def load_imatrix(path: str | os.PathLike[str]) -> Imatrix:
     Raises ImatrixError (one line) for a missing, truncated or malformed file.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            magic = f.read(4)
-    except OSError as err:
-        raise ImatrixError(f"cannot read importance matrix {name}: {err.strerror or err}") from None
-    if magic == b"GGUF":
+    if read_input_head(name, "importance matrix", ImatrixError, 4) == b"GGUF":  # FIFOs, devices refused
         return _load_gguf(name)
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except OSError as err:
-        raise ImatrixError(f"cannot read importance matrix {name}: {err.strerror or err}") from None
-    return _parse_dat(data, name)
+    return _parse_dat(read_input_bytes(name, "importance matrix", ImatrixError), name)
 
 
 def filter_entries(imatrix: Imatrix, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> Imatrix:
@@ -226,15 +218,19 @@ def write_imatrix_gguf(
 
 
 def _load_gguf(path: str) -> Imatrix:
+    # the model's header reader: metadata arrays parsed in one step, not one numpy view per element
+    from .reader import HeaderReader
+
     try:
-        reader = GGUFReader(path)
+        reader = HeaderReader(path, "r")
     except Exception as err:  # noqa: BLE001  gguf-py raises assorted errors on corrupt files
         raise ImatrixError(f"{path} is not a valid GGUF importance matrix ({_short(err)})") from None
     if not reader.tensors:
         raise ImatrixError(f"{path}: no data in importance matrix")
-    datasets = _datasets_field(reader, path)
-    chunk_count = _u32_field(reader, KEY_CHUNK_COUNT, path)
-    chunk_size = _u32_field(reader, KEY_CHUNK_SIZE, path)
+    fields = {f.key: f for f in reader.meta_fields}
+    datasets = _datasets_field(fields, path)
+    chunk_count = _u32_field(fields, KEY_CHUNK_COUNT, path)
+    chunk_size = _u32_field(fields, KEY_CHUNK_SIZE, path)
     pairs: dict[str, dict[str, np.ndarray]] = {}
     for t in reader.tensors:
         for suffix in (SUMS_SUFFIX, COUNTS_SUFFIX, ACTIVATIONS_SUFFIX):
@@ -264,24 +260,22 @@ def _gguf_values(name: str, parts: dict[str, np.ndarray], path: str) -> np.ndarr
     return _frozen(values.reshape(-1))
 
 
-def _datasets_field(reader: GGUFReader, path: str) -> list[str]:
-    field = reader.fields.get(KEY_DATASETS)
+def _datasets_field(fields: Mapping[str, MetaField], path: str) -> list[str]:
+    field = fields.get(KEY_DATASETS)
     if field is None:
         raise ImatrixError(f"{path}: missing imatrix metadata ({KEY_DATASETS})")
-    # parts: key length, key, value type, then (arrays) element type, length, elements
-    is_array = field.types[0] == GGUFValueType.ARRAY
-    if not is_array or int(field.parts[3][0]) != GGUFValueType.STRING:
+    if field.vtype != GGUFValueType.ARRAY or field.sub_type != GGUFValueType.STRING:
         raise ImatrixError(f"{path}: {KEY_DATASETS} must be an array of strings")
-    return [bytes(field.parts[i]).decode("utf-8", "replace") for i in field.data]
+    return [bytes(v).decode("utf-8", "replace") for v in field.value]
 
 
-def _u32_field(reader: GGUFReader, key: str, path: str) -> int:
-    field = reader.fields.get(key)
+def _u32_field(fields: Mapping[str, MetaField], key: str, path: str) -> int:
+    field = fields.get(key)
     if field is None:
         raise ImatrixError(f"{path}: missing imatrix metadata ({key})")
-    if field.types != [GGUFValueType.UINT32]:
+    if field.vtype != GGUFValueType.UINT32:
         raise ImatrixError(f"{path}: {key} must be a uint32")
-    return int(field.parts[-1][0])
+    return int(field.value)
 
 
 # --- legacy .dat reading -------------------------------------------------------------------

@@ -30,6 +30,7 @@ def check_pattern(pattern: str) -> None:
 
     ``re.error`` propagates for an invalid pattern.
     """
+    re.compile(pattern)  # the errors only the compiler finds (e.g. variable-width look-behind)
     tree = sre_parse.parse(pattern)
     if _chain(tree) > MAX_VARIABLE:
         raise UnsafePatternError(

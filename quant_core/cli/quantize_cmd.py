@@ -9,7 +9,7 @@ from contextlib import closing
 from pathlib import Path
 
 from ..errors import QuantError
-from ..export import ExportProgress, iter_export
+from ..export import ExportProgress, check_output_path, iter_export
 from ..ftypes import file_type
 from ..size import project_size
 from ..verify import verify_written
@@ -64,6 +64,8 @@ def _progress_line(p: ExportProgress) -> str:
 def run(args: argparse.Namespace) -> int:
     inp, out, preset, threads = _positionals(args)
     args.input = inp
+    if not args.dry_run:  # before any work: the output may not be a device, FIFO or any input
+        check_output_path(inp, out, (args.imatrix, args.recipe, args.tensor_type_file))
     model, plan, imatrix, keys = open_and_plan(args, preset)
     size = project_size(model, plan, keys)
     if args.dry_run:
