@@ -15,6 +15,9 @@ from .model import MetaField, Model
 from .plan import Plan, PlanError
 
 ALIGNMENT = 32  # llama-quantize writes with GGUF_DEFAULT_ALIGNMENT whatever the input says
+ALIGNMENT_KEY = "general.alignment"
+# keys that describe the file layout itself: the writer sets them, a user cannot
+RESERVED_KEYS = (ALIGNMENT_KEY,)
 QUANTIZATION_VERSION = 2
 _HEADER_BYTES = 4 + 4 + 8 + 8
 _SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
@@ -67,6 +70,8 @@ def parse_override_kv(entry: str) -> MetaField:
         raise PlanError(f"malformed --override-kv {entry!r}: expected KEY=TYPE:VALUE")
     if len(key) > 127 or len(value) > 127:
         raise PlanError(f"--override-kv {entry!r}: key and value are limited to 127 characters")
+    if key in RESERVED_KEYS:
+        raise PlanError(f"--override-kv {entry!r}: {key} describes the file layout and cannot be overridden")
     try:
         if kind == "int":
             return MetaField(key, abs(int(value)) & 0xFFFFFFFF, GGUFValueType.UINT32)
@@ -89,8 +94,12 @@ def output_metadata(model: Model, plan: Plan, imatrix_keys: list[MetaField] | No
     Input pairs in order; ``general.quantization_version`` and ``general.file_type`` moved to
     the end; split keys dropped; then --override-kv entries, the imatrix keys, and the pruned
     block count, each replacing an existing key by appending it anew.
+
+    A source declaring a ``general.alignment`` other than the 32 bytes the file is written
+    with is refused (copying the key would produce a file llama.cpp cannot load).
     """
     fields = list(model.metadata)
+    _check_alignment(fields)
 
     def put(f: MetaField) -> None:
         fields[:] = [g for g in fields if g.key != f.key]
@@ -106,6 +115,15 @@ def output_metadata(model: Model, plan: Plan, imatrix_keys: list[MetaField] | No
     if plan.pruned_block_count is not None:
         put(MetaField(f"{model.arch}.block_count", plan.pruned_block_count, GGUFValueType.UINT32))
     return fields
+
+
+def _check_alignment(fields: list[MetaField]) -> None:
+    for f in fields:
+        if f.key == ALIGNMENT_KEY and (f.vtype != GGUFValueType.UINT32 or f.value != ALIGNMENT):
+            raise PlanError(
+                f"the source declares {ALIGNMENT_KEY} = {f.value!r}; export writes {ALIGNMENT}-byte "
+                "aligned files only, so it is refused"
+            )
 
 
 def _value_bytes(value: object, vtype: GGUFValueType, sub_type: GGUFValueType | None) -> int:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader
+from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
 
 from .errors import QuantError
 from .kernels import DEQUANTIZERS
 from .quantize import dequantize
-from .reader import HeaderReader, MetaField
+from .reader import HeaderError, HeaderReader, MetaField
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
@@ -165,7 +165,9 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     """Parse a GGUF file's header (metadata and tensor table) and memory-map its data.
 
     Raises :class:`ModelError` with one line for a missing file, a file that is not GGUF, a
-    truncated file or a tensor type this version of gguf does not know.
+    truncated file, a tensor type this version of gguf does not know, a header that gguf.cpp
+    would refuse (see :mod:`quant_core.reader`) and hyper-parameters llama.cpp's loader would
+    refuse (wrong type, empty or mis-sized per-layer arrays).
     """
     p = Path(path)
     if not p.is_file():
@@ -178,20 +180,30 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     try:
         reader = HeaderReader(p, "r")
     except ValueError as err:
-        raise ModelError(f"{p.name}: {_reader_error(err)}") from None
+        raise ModelError(f"{p.name}: {_one_line(_reader_error(err))}") from None
     except (IndexError, OverflowError, TypeError, UnicodeDecodeError, MemoryError):
         raise ModelError(f"{p.name} is truncated or corrupt (its header cannot be parsed)") from None
     tensors = [_tensor_info(rt) for rt in reader.tensors]
-    end = max((t.data_offset + t.n_bytes for t in tensors), default=0)
-    if end > size:
-        raise ModelError(f"{p.name} is truncated: tensor data needs {end} bytes, the file has {size}")
     metadata = _metadata(reader)
-    hp = _hyperparameters(metadata)
+    try:
+        hp = _hyperparameters(metadata)
+    except HeaderError as err:
+        raise ModelError(f"{p.name}: {_one_line(str(err))}") from None
     return Model(p, metadata, tensors, file_size=size, _reader=reader, **hp)
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    """Names and keys come from the file: escape control characters, cap the length."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _reader_error(err: ValueError) -> str:
     text = str(err)
+    if isinstance(err, HeaderError):
+        return text
+    if "alignment" in text:
+        return f"general.alignment must be a UINT32 power of two ({text})"
     if "is not a valid GGMLQuantizationType" in text:
         return f"unsupported tensor type ({text})"
     if "GGUF magic" in text:
@@ -216,23 +228,41 @@ def _metadata(reader: HeaderReader) -> list[MetaField]:
     return list(reader.meta_fields)
 
 
-def _as_int(value: Any, default: int) -> int:
-    if value is None:
+# llama.cpp's loader reads these as uint32 (GGUFMeta::GKV checks the type strictly); the head
+# counts may instead be per-layer arrays of n_layer integers (get_key_or_arr)
+_INT_ARRAY_TYPES = (GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.BOOL)
+
+
+def _hparam(fields: dict[str, MetaField], key: str, default: int, n_layer: int | None = None) -> int:
+    """A uint32 hyper-parameter, or layer 0 of a per-layer array when ``n_layer`` is given."""
+    f = fields.get(key)
+    if f is None:
         return default
-    if isinstance(value, list):  # per-layer arrays: llama.cpp's n_gqa() looks at layer 0
-        return int(value[0]) if value else default
-    return int(value)
+    if f.vtype == GGUFValueType.UINT32:
+        return int(f.value)
+    if n_layer is None or f.vtype != GGUFValueType.ARRAY:
+        raise HeaderError(f"{key} has type {f.vtype.name}; llama.cpp requires UINT32")
+    if f.sub_type not in _INT_ARRAY_TYPES:
+        raise HeaderError(f"{key} is an array of {f.sub_type.name}; llama.cpp requires UINT32 or INT32")
+    if not f.value:
+        raise HeaderError(f"{key} is an empty array; llama.cpp needs one value per layer")
+    if n_layer and len(f.value) != n_layer:
+        raise HeaderError(f"{key} has {len(f.value)} values for {n_layer} layers")
+    return int(f.value[0])  # llama.cpp's n_gqa() looks at layer 0
 
 
 def _hyperparameters(metadata: list[MetaField]) -> dict[str, Any]:
-    values = {f.key: f.value for f in metadata}
-    arch_raw = values.get("general.architecture", b"")
-    arch = arch_raw.decode("utf-8", "replace") if isinstance(arch_raw, bytes) else str(arch_raw)
-    n_head = _as_int(values.get(f"{arch}.attention.head_count"), 0)
+    fields = {f.key: f for f in metadata}
+    arch_field = fields.get("general.architecture")
+    if arch_field is not None and arch_field.vtype != GGUFValueType.STRING:
+        raise HeaderError(f"general.architecture has type {arch_field.vtype.name}; llama.cpp requires STRING")
+    arch = arch_field.value.decode("utf-8", "replace") if arch_field is not None else ""
+    n_layer = _hparam(fields, f"{arch}.block_count", 0)
+    n_head = _hparam(fields, f"{arch}.attention.head_count", 0, n_layer)
     return dict(
         arch=arch,
-        n_layer=_as_int(values.get(f"{arch}.block_count"), 0),
+        n_layer=n_layer,
         n_head=n_head,
-        n_head_kv=_as_int(values.get(f"{arch}.attention.head_count_kv"), n_head),
-        n_expert=_as_int(values.get(f"{arch}.expert_count"), 0),
+        n_head_kv=_hparam(fields, f"{arch}.attention.head_count_kv", n_head, n_layer),
+        n_expert=_hparam(fields, f"{arch}.expert_count", 0),
     )

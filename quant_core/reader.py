@@ -4,6 +4,10 @@ gguf-py's reader builds numpy views for every element of every metadata array; f
 with a 150k-token vocabulary and its merges that is over a million views and tens of seconds.
 This subclass parses arrays in one step (a numba scan for string arrays, ``frombuffer`` for
 numbers) and keeps the values as :class:`MetaField` objects; tensors and data are gguf-py's.
+
+It also applies the structural checks of ggml's ``gguf.cpp`` that gguf-py skips (tensor names,
+dimensions, types, data offsets and their layout, duplicate keys), raising :class:`HeaderError`
+with one line, so a file llama.cpp would refuse is refused here too.
 """
 
 from __future__ import annotations
@@ -13,9 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gguf import GGUFReader, GGUFValueType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
 from gguf.gguf_reader import ReaderField
 from numba import njit
+
+MAX_NAME = 64  # GGML_MAX_NAME: a tensor name holds at most 63 bytes
+MAX_DIMS = 4  # GGML_MAX_DIMS
+_INT64_MAX = 2**63 - 1
+# types whose block size in gguf-py's table disagrees with ggml's (gguf 0.19: Q8_1 40 bytes, ggml 36)
+_WRONG_SIZES = {GGMLQuantizationType.Q8_1: 36}
+
+
+class HeaderError(ValueError):
+    """A structural defect of a GGUF header that llama.cpp refuses; the message is one line."""
+
 
 _NUMPY_TYPES = {
     GGUFValueType.UINT8: np.uint8,
@@ -132,6 +147,8 @@ class HeaderReader(GGUFReader):
             klen, kdata = self._get_str(offs)
             offs += 8 + int(klen[0])
             key = bytes(kdata).decode("utf-8")
+            if key in self.fields:
+                raise HeaderError(f"duplicate metadata key {_clip(key)!r}")
             vtype = GGUFValueType(int(self._get(offs, np.uint32)[0]))
             offs += 4
             if vtype == GGUFValueType.ARRAY:
@@ -141,6 +158,8 @@ class HeaderReader(GGUFReader):
                 size, parts, idxs, types = self._get_field_parts(offs, vtype)
                 offs += size
                 raw = parts[-1]
+                if vtype == GGUFValueType.STRING and len(raw) != int(parts[0][0]):
+                    raise IndexError(f"metadata value {key} runs past the end of the file")
                 value = bytes(raw) if vtype == GGUFValueType.STRING else raw.tolist()[0]
                 field = MetaField(key, value, vtype)
                 self._push_field(
@@ -154,6 +173,8 @@ class HeaderReader(GGUFReader):
         n = int(self._get(offs + 4, np.uint64)[0])
         offs += 12
         if sub == GGUFValueType.STRING:
+            if n > (self.data.shape[0] - offs) // 8:
+                raise IndexError(f"metadata array {key} runs past the end of the file")
             starts, lengths, end = _string_spans(self.data, offs, n)
             if end < 0:
                 raise IndexError(f"metadata array {key} runs past the end of the file")
@@ -167,3 +188,92 @@ class HeaderReader(GGUFReader):
             raise IndexError(f"metadata array {key} runs past the end of the file")
         values = np.frombuffer(self.data, dtype=dtype, count=n, offset=offs).tolist()
         return offs + size, MetaField(key, values, GGUFValueType.ARRAY, sub)
+
+    def _build_tensor_info(self, offs: int, count: int) -> tuple[int, list[ReaderField]]:
+        fields: list[ReaderField] = []
+        names: set[str] = set()
+        for index in range(int(count)):
+            field = self._get_tensor_info_field(offs)
+            name = _check_tensor_info(index, field)
+            if name in names:
+                raise HeaderError(f"duplicate tensor name {name!r}")
+            names.add(name)
+            offs += sum(int(part.nbytes) for part in field.parts)
+            fields.append(field)
+        return offs, fields
+
+    def _build_tensors(self, start_offs: int, fields: list[ReaderField]) -> None:
+        # gguf.cpp: each tensor's data starts where the previous one's padded data ends
+        align = int(self.alignment)
+        expected = end = 0
+        for field in fields:
+            name, dims, gtype, offset = _info_values(field)
+            if offset != expected:
+                raise HeaderError(
+                    f"tensor {name} has data offset {offset}, expected {expected} "
+                    f"(tensors must be packed in order, aligned to {align} bytes)"
+                )
+            end = offset + _n_bytes(dims, gtype)
+            expected = -(-end // align) * align
+        size = self.data.shape[0]
+        if fields and start_offs + end > size:
+            raise HeaderError(f"truncated: tensor data needs {start_offs + end} bytes, the file has {size}")
+        super()._build_tensors(start_offs, fields)
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _info_values(field: ReaderField) -> tuple[str, list[int], GGMLQuantizationType, int]:
+    _, _, _, dims, raw_dtype, offset = field.parts
+    return field.name, [int(d) for d in dims], GGMLQuantizationType(int(raw_dtype[0])), int(offset[0])
+
+
+def _n_bytes(dims: list[int], gtype: GGMLQuantizationType) -> int:
+    block, size = GGML_QUANT_SIZES[gtype]
+    n = 1
+    for d in dims:
+        n *= d
+    return n // block * size
+
+
+def _check_tensor_info(index: int, field: ReaderField) -> str:
+    """The tensor's name, after gguf.cpp's checks of one tensor info (HeaderError otherwise)."""
+    name_len, name_data, n_dims, dims, raw_dtype, offset = field.parts
+    if len(name_data) != int(name_len[0]) or not len(n_dims) or len(dims) != int(n_dims[0]):
+        raise IndexError(f"tensor info {index} runs past the end of the file")
+    if not len(raw_dtype) or not len(offset):
+        raise IndexError(f"tensor info {index} runs past the end of the file")
+    name = field.name
+    if len(name_data) >= MAX_NAME:
+        raise HeaderError(f"tensor name {_clip(name)!r} is {len(name_data)} bytes; ggml allows at most {MAX_NAME - 1}")
+    shape = [int(d) for d in dims]
+    if not 1 <= len(shape) <= MAX_DIMS:
+        raise HeaderError(f"tensor {name} has {len(shape)} dimensions; ggml allows 1 to {MAX_DIMS}")
+    if any(d > _INT64_MAX for d in shape):
+        raise HeaderError(f"tensor {name} has a negative dimension {shape}")
+    if 0 in shape:
+        raise HeaderError(f"tensor {name} has a zero dimension {shape}; empty tensors are refused")
+    n = 1
+    for d in shape:
+        n *= d
+    if n > _INT64_MAX:
+        raise HeaderError(f"tensor {name} has too many elements {shape} (more than 2^63 - 1)")
+    try:
+        gtype = GGMLQuantizationType(int(raw_dtype[0]))
+        GGML_QUANT_SIZES[gtype]
+    except (ValueError, KeyError):
+        raise HeaderError(f"unsupported tensor type {int(raw_dtype[0])} for tensor {name}") from None
+    if gtype in _WRONG_SIZES:
+        block, size = GGML_QUANT_SIZES[gtype]
+        raise HeaderError(
+            f"tensor {name} has type {gtype.name}, whose size gguf-py gets wrong "
+            f"({size} bytes per block, ggml {_WRONG_SIZES[gtype]}); such files are refused"
+        )
+    block = GGML_QUANT_SIZES[gtype][0]
+    if shape[0] % block:
+        raise HeaderError(f"tensor {name}: row length {shape[0]} is not a multiple of the {gtype.name} block ({block})")
+    if int(offset[0]) > _INT64_MAX:
+        raise HeaderError(f"tensor {name} has data offset {int(offset[0])}, beyond any file")
+    return name
