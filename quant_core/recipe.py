@@ -124,7 +124,7 @@ def _explicit(raw: Any) -> dict[str, str]:
     out = {}
     for name, t in raw.items():
         try:
-            out[name] = parse_type(_string(t))
+            out[_unicode(name)] = parse_type(_string(t))
         except QuantError as err:
             raise RecipeError(f"recipe 'explicit' entry {name!r}: {err}") from None
     return out
@@ -140,13 +140,22 @@ def _describe(value: Any) -> str:
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise RecipeError(f"expected a string, got {_describe(value)}")
-    return value
+    return _unicode(value)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RecipeError(f"expected a list of strings, got {_describe(value)}")
-    return tuple(value)
+    return tuple(_unicode(v) for v in value)
+
+
+def _unicode(text: str) -> str:
+    """``text`` unless it holds a lone surrogate (a ``\\udcff`` escape), which UTF-8 cannot encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecipeError(f"{text[:40]!r} is not valid Unicode (lone surrogate)") from None
+    return text
 
 
 def _flag(value: Any) -> bool:

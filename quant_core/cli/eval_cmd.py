@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..assets import DEMO_EVAL_TEXT
 from ..errors import QuantError
+from ..inputs import read_input_head
 from ..quality import QualityProgress, QualityReport, iter_plan_quality, iter_quality, read_text_file
 from .options import add_quant_options, open_and_plan
 from .target import add_target_options
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _text(args: argparse.Namespace) -> tuple[Path, bytes]:
     path = Path(args.text) if args.text else DEMO_EVAL_TEXT
+    read_input_head(path, "text file", QuantError, 0)  # a FIFO or device would never end
     return path, read_text_file(path)
 
 

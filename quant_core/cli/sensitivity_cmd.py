@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..assets import DEMO_CALIBRATION_TEXT
 from ..errors import QuantError
+from ..inputs import read_input_head
 from ..qtypes import qtype
 from ..quality import read_text_file
 from ..sensitivity import SensitivityProgress, SensitivitySettings, SensitivityTable, iter_sensitivity
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # many short llama.cpp runs: idle OpenMP threads must sleep, not spin (10x slower on a busy machine)
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     text_path = Path(args.text) if args.text else DEMO_CALIBRATION_TEXT
+    read_input_head(text_path, "text file", QuantError, 0)  # a FIFO or device would never end
     text = read_text_file(text_path)
     model, plan, imatrix, keys = open_and_plan(args, args.preset or "Q4_K_M")
     settings = _settings(args, model)

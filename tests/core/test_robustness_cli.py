@@ -105,13 +105,29 @@ def test_non_utf8_tensor_type_file_is_one_line(
     assert "tensor type file" in line and "not valid UTF-8 (byte 15)" in line
 
 
-def test_non_utf8_text_file_is_one_line(small_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """An evaluation text is bytes, tokenized as llama-perplexity does: invalid UTF-8 is not a crash."""
-    text = tmp_path / "t.txt"
-    text.write_bytes(b"\xff\xfe" * 10)
-    rc = main(["eval", str(small_gguf), str(small_gguf), "--text", str(text), "--ctx", "8"])
-    assert rc == 1
-    _one_error_line(capsys.readouterr().err)
+@pytest.mark.parametrize("command", ["eval", "sensitivity"])
+def test_text_file_that_is_a_fifo_is_refused(
+    small_gguf: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "text"
+    os.mkfifo(fifo)
+    argv = [command, str(small_gguf), *([str(small_gguf)] if command == "eval" else []), "--text", str(fifo)]
+    assert main(argv) == 1
+    assert "FIFO" in _one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '"options": {"override_kv": ["general.name=str:\\udcff"]}',
+        '"options": {"imatrix": "a\\ud800b"}',
+        '"explicit": {"\\udcff": "Q8_0"}',
+    ],
+)
+def test_recipe_strings_that_are_not_unicode_are_refused(body: str) -> None:
+    text = '{"format": "quant-explorer-recipe", "version": 1, ' + body + "}"
+    with pytest.raises(RecipeError, match="not valid Unicode"):
+        Recipe.from_json(text)
 
 
 # --- --tensor-type regexes that would backtrack without end ----------------------------------------
