@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from quant_core import export
+from quant_core import model as model_module
 from quant_core.cli import main
 from quant_core.plan import PlanError, parse_tensor_type
 from quant_core.recipe import Recipe, RecipeError
@@ -166,18 +168,30 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from quant_core.cli import main; sys.exit(main())", *args]
 
 
-def test_plan_piped_into_head_ends_quietly(small_gguf: Path) -> None:
+@pytest.mark.parametrize("command", ["plan", "stats"])
+def test_output_into_a_closed_pipe_ends_quietly(small_gguf: Path, command: str) -> None:
+    """As ``plan ... | head -1`` once head has exited: the reader end is already closed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        _cli("plan", str(small_gguf), "Q4_K_M"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, bufsize=0
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.read(1)  # like ``head -c 1``: read a little, then close the pipe
-    proc.stdout.close()
-    with proc.stderr:
-        err = proc.stderr.read().decode()
-    assert proc.wait(timeout=300) == 128 + signal.SIGPIPE
-    assert err == ""
+    with subprocess.Popen(
+        _cli(command, str(small_gguf), "Q4_K_M"), stdout=write_end, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        os.close(write_end)
+        _out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert err.decode() == ""
+
+
+def test_unreadable_model_is_one_line(
+    small_gguf: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def deny(name: object, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(name))
+
+    monkeypatch.setattr(model_module, "open", deny, raising=False)
+    assert main(["plan", str(small_gguf), "Q4_K_M"]) == 1
+    assert "permission denied" in _one_error_line(capsys.readouterr().err).lower()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
