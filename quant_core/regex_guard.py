@@ -30,9 +30,12 @@ def check_pattern(pattern: str) -> None:
 
     ``re.error`` propagates for an invalid pattern.
     """
-    re.compile(pattern)  # the errors only the compiler finds (e.g. variable-width look-behind)
-    tree = sre_parse.parse(pattern)
-    if _chain(tree) > MAX_VARIABLE:
+    try:
+        re.compile(pattern)  # the errors only the compiler finds (e.g. variable-width look-behind)
+        chain = _chain(sre_parse.parse(pattern))
+    except RecursionError:
+        raise UnsafePatternError("groups nested too deeply") from None
+    if chain > MAX_VARIABLE:
         raise UnsafePatternError(
             f"more than {MAX_VARIABLE} repetitions (*, +, ?, {{m,n}}) in a row can take hours to match"
         )
