@@ -231,6 +231,10 @@ def _metadata(reader: HeaderReader) -> list[MetaField]:
 # llama.cpp's loader reads these as uint32 (GGUFMeta::GKV checks the type strictly); the head
 # counts may instead be per-layer arrays of n_layer integers (get_key_or_arr)
 _INT_ARRAY_TYPES = (GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.BOOL)
+# other hyper-parameters llama.cpp's loader reads with a strict type, checked when present
+_OTHER_UINT32 = ("context_length", "embedding_length", "rope.dimension_count", "expert_used_count")
+_PER_LAYER = ("feed_forward_length",)
+_FLOAT32 = ("attention.layer_norm_rms_epsilon", "attention.layer_norm_epsilon", "rope.freq_base")
 
 
 def _hparam(fields: dict[str, MetaField], key: str, default: int, n_layer: int | None = None) -> int:
@@ -251,6 +255,17 @@ def _hparam(fields: dict[str, MetaField], key: str, default: int, n_layer: int |
     return int(f.value[0])  # llama.cpp's n_gqa() looks at layer 0
 
 
+def _check_types(fields: dict[str, MetaField], arch: str, n_layer: int) -> None:
+    for name in _OTHER_UINT32:
+        _hparam(fields, f"{arch}.{name}", 0)
+    for name in _PER_LAYER:
+        _hparam(fields, f"{arch}.{name}", 0, n_layer)
+    for name in _FLOAT32:
+        f = fields.get(f"{arch}.{name}")
+        if f is not None and f.vtype != GGUFValueType.FLOAT32:
+            raise HeaderError(f"{f.key} has type {f.vtype.name}; llama.cpp requires FLOAT32")
+
+
 def _hyperparameters(metadata: list[MetaField]) -> dict[str, Any]:
     fields = {f.key: f for f in metadata}
     arch_field = fields.get("general.architecture")
@@ -259,6 +274,7 @@ def _hyperparameters(metadata: list[MetaField]) -> dict[str, Any]:
     arch = arch_field.value.decode("utf-8", "replace") if arch_field is not None else ""
     n_layer = _hparam(fields, f"{arch}.block_count", 0)
     n_head = _hparam(fields, f"{arch}.attention.head_count", 0, n_layer)
+    _check_types(fields, arch, n_layer)
     return dict(
         arch=arch,
         n_layer=n_layer,

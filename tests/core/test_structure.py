@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from quant_core.layout import parse_override_kv
 from quant_core.model import ModelError, open_model
 from quant_core.plan import PlanError, QuantOptions, build_plan
+from quant_core.recipe import RECIPE_FORMAT, Recipe, RecipeError
 from quant_core.size import project_size
 
 from .gguf_bytes import ARR, F32, I32, STR, U32, U64, Header, Tensor, kv, valid_header
@@ -99,6 +101,9 @@ def test_duplicate_key(tmp_path: Path) -> None:
         ("llama.attention.head_count_kv", ARR, [1, 1], U32, "head_count_kv has 2 values for 1 layers"),
         ("llama.attention.head_count", ARR, [1.0], F32, "is an array of FLOAT32"),
         ("general.architecture", U32, 7, None, "general.architecture has type UINT32"),
+        ("llama.embedding_length", STR, "64", None, "llama.embedding_length has type STRING"),
+        ("llama.feed_forward_length", ARR, [128, 128], U32, "feed_forward_length has 2 values for 1 layers"),
+        ("llama.attention.layer_norm_rms_epsilon", U32, 1, None, "epsilon has type UINT32; llama.cpp requires FLOAT32"),
     ],
 )
 def test_hyperparameter_of_wrong_type(
@@ -149,3 +154,18 @@ def test_string_length_past_the_end(tmp_path: Path) -> None:
     h.kvs[1].payload = struct.pack("<Q", 2**62) + b"bytes test"
     with pytest.raises(ModelError, match="truncated or corrupt"):
         open_model(_write(tmp_path, h))
+
+
+def test_alignment_in_a_recipe_is_refused() -> None:
+    doc = {"format": RECIPE_FORMAT, "version": 1, "options": {"override_kv": ["general.alignment=int:64"]}}
+    with pytest.raises(RecipeError, match=r"general\.alignment describes the file layout"):
+        Recipe.from_json(json.dumps(doc))
+
+
+def test_non_printable_names_are_escaped(tmp_path: Path) -> None:
+    h = valid_header()
+    h.tensors[1].name = b"bad\nname"
+    h.tensors[1].dims = [64, 1, 1, 1, 1]
+    with pytest.raises(ModelError, match=r"bad\\nname has 5 dimensions") as info:
+        open_model(_write(tmp_path, h))
+    assert "\n" not in str(info.value)
