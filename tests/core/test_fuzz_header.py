@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quant_core.errors import QuantError
+from quant_core.export import iter_export
 from quant_core.model import open_model
 from quant_core.plan import QuantOptions, build_plan
 from quant_core.size import project_size
@@ -218,3 +219,30 @@ def test_mutated_header_opens_or_is_refused_in_one_line(workdir: Path, muts: lis
         return
     assert report.file_bytes > 0
     OUTCOMES["opened and planned"] += 1
+
+
+@settings(
+    max_examples=MAX_EXAMPLES // 20,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(muts=mutations)
+def test_what_opens_exports_a_file_that_opens(workdir: Path, muts: list[Mutation]) -> None:
+    """A mutated header that is accepted exports a file our gguf.cpp checks accept too."""
+    path, out = workdir / "fuzz-src.gguf", workdir / "fuzz-out.gguf"
+    path.write_bytes(_bytes(muts, (None, [])))
+    try:
+        model = open_model(path)
+        plan = build_plan(model, QuantOptions(preset="Q8_0"))
+        for _ in iter_export(model, plan, out):
+            pass
+    except QuantError as err:
+        assert str(err) and "\n" not in str(err), repr(str(err))
+        OUTCOMES["export case refused: " + _reason(err)] += 1
+        return
+    written = open_model(out)
+    assert sorted(t.name for t in written.tensors) == sorted(t.name for t in model.tensors)
+    assert written.file_size == project_size(model, plan).file_bytes
+    OUTCOMES["export case exported and reopened"] += 1
