@@ -211,7 +211,6 @@ def _write(
                 done += n
                 yield ExportProgress(index, len(plan.tensors), tp.name, done, total, time.perf_counter() - start)
             writer.write_padding(fout, tp.n_bytes)
-            model.release(tp.source.name)
         fout.flush()
         os.fsync(fout.fileno())
     finally:
@@ -223,12 +222,11 @@ def _tensor_chunks(
     model: Model, tp: TensorPlan, imatrix: Imatrix | None, threads: int | None, fout: Any
 ) -> Iterator[int]:
     """Write one tensor's data, yielding the byte count of each chunk written."""
-    raw = model.raw(tp.source.name)
     if not tp.converts:
         step = max(1, CHUNK_ELEMENTS * 4)
-        for start in range(0, raw.shape[0], step):
-            part = raw[start : start + step]
-            fout.write(part.tobytes())
+        for start in range(0, tp.source.n_bytes, step):
+            part = model.raw(tp.source.name, start, start + step)
+            fout.write(part.data)
             yield part.shape[0]
         return
     shape = tp.source.shape

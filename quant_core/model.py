@@ -1,15 +1,16 @@
 """Open a GGUF model: tensors, categories and hyper-parameters, reading nothing but the header.
 
-Weights stay in the memory map of ``gguf.GGUFReader``; :meth:`Model.rows_f32` converts rows to
-float32 on demand (dequantizing already-quantized sources), so models larger than RAM work.
+Weights stay on disk: :meth:`Model.rows_f32` reads the rows asked for with positional reads and
+converts them to float32 (dequantizing already-quantized sources), so models larger than RAM
+work, and a file truncated while it is read is a :class:`ModelError`, not a SIGBUS.
 """
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import re
+import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from .quantize import dequantize
 from .reader import HeaderError, HeaderReader, MetaField
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+_SEEK_LOCK = threading.Lock()
 
 
 class ModelError(QuantError):
@@ -89,7 +91,7 @@ class TensorInfo:
 
 @dataclass
 class Model:
-    """An opened GGUF model (header parsed, data memory-mapped)."""
+    """An opened GGUF model (header parsed; tensor data read on demand)."""
 
     path: Path
     metadata: list[MetaField]
@@ -102,6 +104,7 @@ class Model:
     file_size: int
     _reader: GGUFReader = field(repr=False)
     _by_name: dict[str, int] = field(default_factory=dict, repr=False)
+    _fd: int = field(default=-1, repr=False)  # tensor data is read from here; -1: no file
 
     def __post_init__(self) -> None:
         self._by_name = {t.name: i for i, t in enumerate(self.tensors)}
@@ -126,23 +129,55 @@ class Model:
     def n_parameters(self) -> int:
         return sum(t.n_elements for t in self.tensors)
 
-    def raw(self, name: str) -> np.ndarray:
-        """The tensor's bytes in the file (a read-only memory-mapped uint8 view, no copy)."""
-        t = self.tensor(name)
-        return self._reader.data[t.data_offset : t.data_offset + t.n_bytes]
+    def raw(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The tensor's bytes ``[start:stop]`` in the file, read into a new uint8 array.
 
-    def release(self, name: str) -> None:
-        """Tell the OS this tensor's pages are no longer needed (keeps the resident set small
-        while streaming a model larger than RAM; the pages are re-read if used again)."""
-        mm = getattr(self._reader.data, "_mmap", None)
-        advice = getattr(mmap, "MADV_DONTNEED", None)
-        if mm is None or advice is None:
-            return
+        Raises :class:`ModelError` if the file was truncated since it was opened.
+        """
         t = self.tensor(name)
-        start = t.data_offset // mmap.PAGESIZE * mmap.PAGESIZE
-        end = t.data_offset + t.n_bytes
-        with contextlib.suppress(OSError, ValueError):  # advice only
-            mm.madvise(advice, start, end - start)
+        stop = t.n_bytes if stop is None else min(stop, t.n_bytes)
+        start = min(max(start, 0), stop)
+        out = np.empty(stop - start, dtype=np.uint8)
+        self._read_into(out, t.data_offset + start)
+        return out
+
+    def _read_into(self, out: np.ndarray, offset: int) -> None:
+        """Fill ``out`` from the file at ``offset`` with positional reads (not the memory map:
+        touching a mapped page of a truncated file kills the process with SIGBUS)."""
+        view = memoryview(out).cast("B")
+        done = 0
+        while done < len(view):
+            try:
+                n = _pread_into(self._fd, view[done:], offset + done)
+            except OSError as err:
+                raise ModelError(f"{self.path.name}: read failed ({err.strerror or err})") from None
+            if n == 0:
+                raise ModelError(f"{self.path.name} changed on disk while being read (truncated)")
+            done += n
+
+    def _rows_raw(self, t: TensorInfo, row_bytes: int, rows: slice | np.ndarray | None) -> np.ndarray:
+        """Selected rows of the tensor's bytes, shape (n, row_bytes); each run of consecutive
+        rows is one read, so a sparse selection reads only its rows."""
+        if rows is None:
+            rows = slice(0, t.n_rows)
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(t.n_rows)
+            if step == 1:
+                out = np.empty((max(stop - start, 0), row_bytes), dtype=np.uint8)
+                self._read_into(out, t.data_offset + start * row_bytes)
+                return out
+            rows = np.arange(start, stop, step)
+        idx = np.asarray(rows)
+        idx = np.flatnonzero(idx) if idx.dtype == np.bool_ else idx.astype(np.int64).ravel()
+        if idx.size and (idx.min() < -t.n_rows or idx.max() >= t.n_rows):
+            raise IndexError(f"row index out of range for {t.name} ({t.n_rows} rows)")
+        idx = np.where(idx < 0, idx + t.n_rows, idx)
+        out = np.empty((idx.size, row_bytes), dtype=np.uint8)
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, idx.size], strict=True):
+            if hi > lo:
+                self._read_into(out[lo:hi], t.data_offset + int(idx[lo]) * row_bytes)
+        return out
 
     def rows_f32(self, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
         """Rows of the tensor as float32 (n_rows, ne0); a selection of rows reads only those."""
@@ -152,17 +187,25 @@ class Model:
             raise ModelError(f"tensor {name} has type {qt_name}, which cannot be converted to float")
         from .qtypes import qtype
 
-        row_bytes = qtype(qt_name).row_bytes(t.n_per_row)
-        data = self.raw(name).reshape(t.n_rows, row_bytes)
-        if rows is not None:
-            data = data[rows]
+        data = self._rows_raw(t, qtype(qt_name).row_bytes(t.n_per_row), rows)
         if qt_name == "F32":
-            return np.ascontiguousarray(data).view(np.float32).reshape(-1, t.n_per_row)
+            return data.view(np.float32).reshape(-1, t.n_per_row)
         return dequantize(data, qt_name, t.n_per_row)
 
 
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """One positional read into ``view``; returns the byte count (0 at end of file)."""
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    with _SEEK_LOCK:  # no preadv (Windows): seek and read under a lock, for threaded callers
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = os.read(fd, min(len(view), 1 << 30))
+        view[: len(data)] = data
+        return len(data)
+
+
 def open_model(path: str | os.PathLike[str]) -> Model:
-    """Parse a GGUF file's header (metadata and tensor table) and memory-map its data.
+    """Parse a GGUF file's header (metadata and tensor table); tensor data is read on demand.
 
     Raises :class:`ModelError` with one line for a missing file, a file that is not GGUF, a
     truncated file, a tensor type this version of gguf does not know, a header that gguf.cpp
@@ -189,7 +232,15 @@ def open_model(path: str | os.PathLike[str]) -> Model:
         hp = _hyperparameters(metadata)
     except HeaderError as err:
         raise ModelError(f"{p.name}: {_one_line(str(err))}") from None
-    return Model(p, metadata, tensors, file_size=size, _reader=reader, **hp)
+    # tensor data is read from this descriptor, opened now: a later rename over the path
+    # keeps reading the file that was opened
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as err:
+        raise ModelError(f"{p.name}: cannot read ({err.strerror or err})") from None
+    model = Model(p, metadata, tensors, file_size=size, _reader=reader, _fd=fd, **hp)
+    weakref.finalize(model, os.close, fd)
+    return model
 
 
 def _one_line(text: str, limit: int = 400) -> str:
