@@ -277,6 +277,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, message: str) -> None:
         self.status_label.setText(message)
+        self.status_label.setToolTip(message)
         QMessageBox.warning(self, "Quant Explorer", message)
 
     # ----- drag and drop ----------------------------------------------------------------

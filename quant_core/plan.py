@@ -189,12 +189,13 @@ def parse_tensor_type(entry: str) -> tuple[str, str]:
     if not sep or not pattern or not type_name:
         raise PlanError(f"malformed tensor type {entry!r}: expected PATTERN=TYPE")
     pattern = pattern.lower()
+    shown = repr(pattern) if len(pattern) <= 80 else repr(pattern[:40] + "…" + pattern[-20:])  # one short line
     try:
         check_pattern(pattern)
     except re.error as err:
-        raise PlanError(f"invalid regular expression {pattern!r}: {err}") from None
+        raise PlanError(f"invalid regular expression {shown}: {err}") from None
     except UnsafePatternError as err:
-        raise PlanError(f"tensor type pattern {pattern!r} refused: {err}") from None
+        raise PlanError(f"tensor type pattern {shown} refused: {err}") from None
     return pattern, parse_type(type_name.strip(), f"type in {entry!r}")
 
 

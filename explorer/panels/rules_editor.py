@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -75,6 +76,8 @@ class RulesEditor(QWidget):
         self.edit.textChanged.connect(self._on_text_changed)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        # an error quoting a long unbroken pattern wraps or clips, never widens the panel
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.apply_button = QPushButton("&Apply rules")
         self.apply_button.setToolTip("Apply the rules now (they also apply by themselves after a short pause)")
