@@ -85,6 +85,7 @@ class ExplorerSession(QObject):
         self.preset_sizes: dict[str, int] = {}
         self.imatrix: Imatrix | None = None
         self.imatrix_keys: list[MetaField] = []
+        self.recipe_path: Path | None = None  # the recipe last loaded or saved
         self.selected: list[str] = []
         self.compare_type: str | None = None
         self.inspection: Inspection | None = None
@@ -293,6 +294,7 @@ class ExplorerSession(QObject):
         except OSError as err:
             self.error.emit(f"cannot save recipe {path}: {err.strerror}")
             return False
+        self.recipe_path = Path(path)
         return True
 
     def load_recipe(self, path: str | Path) -> bool:
@@ -301,7 +303,12 @@ class ExplorerSession(QObject):
         except QuantError as err:
             self.error.emit(str(err))
             return False
+        self.recipe_path = Path(path)
         return self.set_state(PlanState(recipe.options, tuple(sorted(recipe.explicit.items()))), "load recipe")
+
+    def input_paths(self) -> tuple[str | Path, ...]:
+        """The files besides the model an export must not overwrite: importance matrix, recipe."""
+        return tuple(p for p in (self.state.options.imatrix, self.recipe_path) if p)
 
     def llama_command(self, output: str = COMMAND_OUTPUT) -> str:
         """The llama-quantize command line of the current plan (the last one built, when fresh)."""

@@ -180,7 +180,7 @@ class ExportDialog(QDialog):
         note = ""
         if text:
             try:
-                out = check_output_path(self.session.model.path, text)  # type: ignore[union-attr]
+                out = check_output_path(self.session.model.path, text, self.session.input_paths())  # type: ignore[union-attr]
             except ExportError as err:
                 note = _sentence(str(err))
             else:
@@ -206,7 +206,7 @@ class ExportDialog(QDialog):
             return False
         s = self.session
         try:
-            out = check_output_path(s.model.path, self.path_edit.text())  # type: ignore[union-attr]
+            out = check_output_path(s.model.path, self.path_edit.text(), s.input_paths())  # type: ignore[union-attr]
         except ExportError as err:
             return self._refuse(_sentence(str(err)))
         self._plan, self._out, self._error = s.plan, out, None

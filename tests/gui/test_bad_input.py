@@ -7,11 +7,17 @@ from __future__ import annotations
 import json
 import struct
 
+import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from explorer.dialogs.export_dialog import ExportDialog
 from explorer.main_window import MainWindow
 from explorer.resources import DEMO_MODEL
+from quant_core.imatrix import write_imatrix_dat
+
+from .support import WAIT_MS
 
 pytestmark = pytest.mark.gui
 
@@ -107,3 +113,29 @@ def test_refused_rule_is_one_line_in_the_rules_editor(window, qtbot, rule: str) 
     qtbot.wait(50)
     assert window.session.state == before
     assert (window.width(), window.height()) == window.size_before
+
+
+def test_export_dialog_refuses_an_output_over_the_recipe_or_the_imatrix(qtbot, show, session, tmp_path) -> None:
+    names = [tp.name for tp in session.plan.tensors if tp.quantizable]
+    imatrix = tmp_path / "m.imatrix.dat"
+    sums = {n: np.ones(session.plan.tensor(n).source.shape[0], np.float32) for n in names}
+    write_imatrix_dat(imatrix, sums, {n: np.array([512]) for n in names}, chunk_size=512)
+    with qtbot.waitSignal(session.imatrix_changed, timeout=WAIT_MS):
+        assert session.set_imatrix(str(imatrix))
+    recipe = tmp_path / "plan.recipe.json"
+    assert session.save_recipe(recipe)
+    dialog = show(ExportDialog(session))
+    for given in (imatrix, recipe, tmp_path / "." / recipe.name):
+        before = given.read_bytes()
+        dialog.path_edit.setText(str(given))
+        assert "input file" in dialog.path_note.text() and dialog.path_note.isVisibleTo(dialog)
+        qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
+        assert dialog.worker is None and "input file" in dialog.result_label.text()
+        assert given.read_bytes() == before
+    loaded = tmp_path / "other.recipe.json"
+    loaded.write_bytes(recipe.read_bytes())
+    assert session.set_preset("Q6_K") and session.load_recipe(loaded)
+    dialog.path_edit.setText(str(loaded))
+    assert "input file" in dialog.path_note.text()
+    dialog.path_edit.setText(str(tmp_path / "out.gguf"))
+    assert dialog.path_note.text() == ""
