@@ -14,12 +14,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .compact_rules import compact_rules
 from .errors import QuantError
 from .ftypes import file_type
 from .inputs import decode_utf8, read_input_text
 from .layout import parse_override_kv
 from .model import Model
-from .plan import Plan, QuantOptions, build_plan, parse_tensor_type, parse_type
+from .plan import Plan, QuantOptions, parse_tensor_type, parse_type
 
 RECIPE_FORMAT = "quant-explorer-recipe"
 RECIPE_VERSION = 1
@@ -209,24 +210,20 @@ def llama_quantize_args(
 ) -> list[str]:
     """Arguments for llama-quantize that produce this plan's file.
 
-    Explicit types become anchored ``--tensor-type`` entries placed first. Because a pattern
-    match skips llama.cpp's mixture rules (and their layer counters), the result is re-resolved
-    and any tensor that would change is pinned too, until llama-quantize's choice equals ours.
+    Explicit types become the shortest ``--tensor-type`` rules that reproduce them, placed first
+    (see :mod:`quant_core.compact_rules`: a pattern match skips llama.cpp's mixture rules and
+    their layer counters, so the rules are verified by re-resolving the plan).
     """
-    pins = dict(plan.explicit)
-    base = plan.options
-    for _ in range(len(plan.tensors) + 1):
-        rules = tuple((f"^{_escape(n)}$", t) for n, t in pins.items()) + base.tensor_types
-        upstream = build_plan(model, replace(base, tensor_types=rules), has_imatrix=plan.has_imatrix)
-        diff = {tp.name: plan.tensor(tp.name).type for tp in upstream.tensors if tp.type != plan.tensor(tp.name).type}
-        if not diff:
-            break
-        pins.update(diff)
-    return _format_args(replace(base, tensor_types=rules), input_path, output_path, nthreads)
+    rules = compact_rules(model, plan)
+    return _format_args(replace(plan.options, tensor_types=rules), input_path, output_path, nthreads)
 
 
-def _escape(name: str) -> str:
-    return name.replace(".", r"\.")
+def readable_recipe(model: Model, plan: Plan) -> Recipe:
+    """The plan as a recipe of compact ``--tensor-type`` rules instead of per-tensor types.
+
+    Loading it re-resolves to the same types; the tensors' reasons become the rules.
+    """
+    return Recipe(options=replace(plan.options, tensor_types=compact_rules(model, plan)))
 
 
 def _format_args(o: QuantOptions, input_path: str, output_path: str, nthreads: int | None) -> list[str]:
