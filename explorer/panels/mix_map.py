@@ -169,7 +169,10 @@ class MixMap(QWidget):
         self.legend_box.setToolTip("Types on the map, with how many tensors have each")
         self.scale = ErrorScale()
         self.scale.setVisible(False)
-        self.marks = QLabel("<b>bold, dashed frame</b> = chosen by hand or by auto-mix · dark corner = shape fallback")
+        self.marks = QLabel(
+            "<b>bold, dashed frame</b> = chosen by hand or by auto-mix · dotted frame = set by a rule"
+            " · dark corner = shape fallback"
+        )
         self.marks.setToolTip(
             "A fallback happens when the row length is not a multiple of the type's block "
             "(llama-quantize then picks a compatible type)"

@@ -30,6 +30,7 @@ from .tensor_text import (
     format_bytes,
     is_explicit,
     is_fallback,
+    is_rule_chosen,
     tensor_tooltip,
 )
 
@@ -40,6 +41,7 @@ GLOBAL_ROW_LABEL = "token_embd / output"
 NAMES_ROLE = USER + 1
 EXPLICIT_ROLE = USER + 2
 FALLBACK_ROLE = USER + 3
+RULE_ROLE = USER + 4
 _GLOBAL_ORDER = ("token_embd", "output")
 _CELL_FLAGS = Qt.ItemIsEnabled | Qt.ItemIsSelectable
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
@@ -250,6 +252,8 @@ class MixMapModel(QAbstractTableModel):
             return any(is_explicit(tp) for tp in plans)
         if role == FALLBACK_ROLE:
             return any(is_fallback(tp) for tp in plans)
+        if role == RULE_ROLE:
+            return any(is_rule_chosen(tp) for tp in plans)
         if role == FONT:
             if any(is_explicit(tp) for tp in plans):
                 font = QFont()
@@ -298,6 +302,9 @@ class MixCellDelegate(QStyledItemDelegate):
         painter.drawText(rect, Qt.AlignCenter, str(index.data(Qt.DisplayRole)))
         if explicit:
             painter.setPen(QPen(fg, 2, Qt.DashLine))
+            painter.drawRect(rect.adjusted(3, 3, -3, -3))
+        elif index.data(RULE_ROLE):
+            painter.setPen(QPen(fg, 1, Qt.DotLine))
             painter.drawRect(rect.adjusted(3, 3, -3, -3))
         if index.data(FALLBACK_ROLE):
             size = min(10, rect.height() // 2)

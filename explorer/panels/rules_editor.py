@@ -8,6 +8,8 @@ from elsewhere (undo, recipe) the text is replaced; otherwise the user's text is
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from html import escape
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -15,6 +17,8 @@ from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
     QSizePolicy,
@@ -55,6 +59,27 @@ def parse_rules(text: str) -> tuple[Rules, list[tuple[int, str]]]:
     return tuple(rules), errors
 
 
+def rule_reach(rules: Rules, names: Sequence[str]) -> list[list[str]]:
+    """For each rule, the tensor names its pattern finds (llama.cpp's regex search, not a full match).
+
+    Every rule's reach is listed, even where an earlier rule wins the tensor (first match wins).
+    """
+    return [[n for n in names if re.search(pattern, n)] for pattern, _ in rules]
+
+
+REACH_TIP_NAMES = 40  # names listed in a reach tooltip before "+N more"
+
+
+def reach_tooltip(names: Sequence[str]) -> str:
+    """The names a rule matches, one per line (clipped), for a tooltip."""
+    if not names:
+        return "matches no tensor of this model"
+    shown = [escape(n) for n in names[:REACH_TIP_NAMES]]
+    if len(names) > REACH_TIP_NAMES:
+        shown.append(f"+{len(names) - REACH_TIP_NAMES} more")
+    return "<br>".join(shown)
+
+
 def format_rules(rules: Rules) -> str:
     return "\n".join(f"{pattern}={type_name}" for pattern, type_name in rules)
 
@@ -84,12 +109,18 @@ class RulesEditor(QWidget):
         self.apply_button.clicked.connect(self.apply)
         self.timer = QTimer(self, singleShot=True, interval=APPLY_DELAY_MS)
         self.timer.timeout.connect(self.apply)
+        self.reach = QListWidget()
+        self.reach.setObjectName("rules_reach")
+        self.reach.setToolTip("How many tensors each rule's pattern finds; hover a line for their names")
+        self.reach.setMaximumHeight(5 * self.fontMetrics().height())
+        self.reach.setVisible(False)
         row = QHBoxLayout()
         row.addWidget(self.status, 1)
         row.addWidget(self.apply_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.edit, 1)
+        layout.addWidget(self.reach)
         layout.addLayout(row)
         self._show_status([])
 
@@ -106,6 +137,7 @@ class RulesEditor(QWidget):
             self._on_text_changed(start_timer=False)
         else:
             self._update_apply_button()
+            self._show_reach()  # the same rules may reach other tensors (another model)
 
     # ----- editor -> session ------------------------------------------------------------------
     def _on_text_changed(self, start_timer: bool = True) -> None:
@@ -162,6 +194,23 @@ class RulesEditor(QWidget):
         else:
             n = len(parse_rules(self.edit.toPlainText())[0])
             self._set_status(f"{n} rule(s)" if n else "no rules: the preset decides", error=False)
+        self._show_reach()
+
+    def _show_reach(self) -> None:
+        """One line per valid rule: how many tensors it matches, their names on hover."""
+        rules, _errors = parse_rules(self.edit.toPlainText())
+        names = self._tensor_names()
+        self.reach.clear()
+        for (pattern, type_name), found in zip(rules, rule_reach(rules, names), strict=True):
+            count = f"{len(found)} tensor" + ("" if len(found) == 1 else "s")
+            item = QListWidgetItem(f"{pattern}={type_name.lower()}: matches {count}")
+            item.setToolTip(reach_tooltip(found))
+            self.reach.addItem(item)
+        self.reach.setVisible(bool(rules) and bool(names))
+
+    def _tensor_names(self) -> list[str]:
+        plan = self.session.plan
+        return [tp.name for tp in plan.tensors] if plan is not None else []
 
     def _set_status(self, text: str, error: bool) -> None:
         self.status.setText(text)

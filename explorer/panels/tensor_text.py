@@ -36,6 +36,11 @@ def is_auto_mixed(tp: TensorPlan) -> bool:
     return tp.why.kind is ReasonKind.AUTO_MIX
 
 
+def is_rule_chosen(tp: TensorPlan) -> bool:
+    """A ``--tensor-type`` rule gave this tensor its type (marked on the map with its own frame)."""
+    return tp.why.kind is ReasonKind.USER_RULE
+
+
 def is_fallback(tp: TensorPlan) -> bool:
     """The rules wanted another type (``tp.why.fallback_from``) but the row length forced a fallback."""
     return tp.why.kind is ReasonKind.SHAPE_FALLBACK
@@ -78,6 +83,8 @@ def tensor_tooltip(tp: TensorPlan, evaluation: object | None) -> str:
         mark = " (chosen by auto-mix)"
     elif is_explicit(tp):
         mark = " (chosen by hand)"
+    elif is_rule_chosen(tp):
+        mark = " (set by a rule)"
     elif is_fallback(tp):
         mark = f" (fallback from {tp.why.fallback_from})"
     lines = [
