@@ -28,6 +28,7 @@ from .panels.target_panel import TargetPanel
 from .panels.tensor_table import TensorTable
 from .sensitivity_view import SensitivityView
 from .session import ExplorerSession
+from .shortcuts_dialog import ShortcutsDialog
 
 MAX_RECENT = 8
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
@@ -190,6 +191,9 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(
+            self._action("&Keyboard shortcuts", self.show_shortcuts, "Ctrl+/", "List every action that has a key")
+        )
         help_menu.addAction(self._action("&About Quant Explorer", self.about))
 
     def _build_status_bar(self) -> None:
@@ -265,6 +269,9 @@ class MainWindow(QMainWindow):
         if self.session.model is not None:
             QGuiApplication.clipboard().setText(self.session.llama_command())
             self.status_label.setText("Copied the llama-quantize command line")
+
+    def show_shortcuts(self) -> None:
+        ShortcutsDialog(self).exec()
 
     def about(self) -> None:
         QMessageBox.about(

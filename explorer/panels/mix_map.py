@@ -9,7 +9,7 @@ A palette of common types and a context menu assign a type through ``session.set
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, QRectF, Qt
-from PySide6.QtGui import QLinearGradient, QPainter
+from PySide6.QtGui import QAction, QKeySequence, QLinearGradient, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -31,6 +31,7 @@ from ..colors import error_color, text_color, type_color, type_tooltip
 from ..session import ExplorerSession
 from .mix_map_model import MixCellDelegate, MixMapModel
 from .tensor_text import build_type_menu, first_problem, is_explicit, ordered_types, representatives
+from .type_ahead import add_type_ahead
 
 PALETTE_TYPES = (
     "IQ2_XXS",
@@ -150,6 +151,7 @@ class MixMap(QWidget):
         self.view.setSelectionMode(QAbstractItemView.ExtendedSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectItems)
         self.view.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.view.setTabKeyNavigation(False)  # Tab leaves the map; arrows move between cells
         self.view.setShowGrid(False)
         self.view.setContextMenuPolicy(Qt.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_context_menu)
@@ -160,6 +162,8 @@ class MixMap(QWidget):
         self.view.setToolTip("Click, drag, Shift/Ctrl-click or click a header to select; right-click to assign a type")
         self.view.selectionModel().selectionChanged.connect(self._on_view_selection)
         self.model.modelReset.connect(self._size_rows)
+        self.select_column_action = self._view_action("Select map column", "Ctrl+Space", self.select_current_column)
+        self.select_row_action = self._view_action("Select map row", "Shift+Space", self.select_current_row)
 
         self.legend = QHBoxLayout()
         self.legend.setSpacing(4)
@@ -188,6 +192,14 @@ class MixMap(QWidget):
         layout.addLayout(palette)
         layout.addWidget(self.view, 1)
         layout.addLayout(bottom)
+
+    def _view_action(self, text: str, keys: str, slot) -> QAction:
+        act = QAction(text, self)
+        act.setShortcut(QKeySequence(keys))
+        act.setShortcutContext(Qt.WidgetWithChildrenShortcut)
+        act.triggered.connect(slot)
+        self.view.addAction(act)
+        return act
 
     # ----- session -> widget ------------------------------------------------------------------
     def _on_model_changed(self) -> None:
@@ -287,6 +299,9 @@ class MixMap(QWidget):
         if not plans:
             return
         self.menu = build_type_menu(self, plans, self.assign_selected, self.reset_selected)
+        for act in self.menu.actions():
+            if act.menu() is not None:
+                add_type_ahead(act.menu())
         self.menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def assign_selected(self, type_name: str) -> bool:
@@ -297,6 +312,18 @@ class MixMap(QWidget):
     def reset_selected(self) -> bool:
         names = self.selected_names()
         return bool(names) and self.session.reset_types(names)
+
+    def select_current_column(self) -> None:
+        """Select the whole column of the current cell (Ctrl+Space, as in spreadsheets)."""
+        current = self.view.currentIndex()
+        if current.isValid():
+            self.view.selectColumn(current.column())
+
+    def select_current_row(self) -> None:
+        """Select the whole row of the current cell (Shift+Space)."""
+        current = self.view.currentIndex()
+        if current.isValid():
+            self.view.selectRow(current.row())
 
     # ----- selection helpers -------------------------------------------------------------------
     def selected_names(self) -> list[str]:

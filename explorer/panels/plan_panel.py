@@ -119,7 +119,7 @@ class PlanPanel(QWidget):
     def _build_options(self) -> QGroupBox:
         box = QGroupBox("Options")
         form = QFormLayout(box)
-        self.pure_check = QCheckBox("&Pure (--pure)")
+        self.pure_check = QCheckBox("P&ure (--pure)")
         self.pure_check.setToolTip("Give every tensor the preset's default type: no mixture rules")
         self.pure_check.toggled.connect(lambda on: self._set_option("pure" if on else "not pure", pure=on))
         self.leave_output_check = QCheckBox("&Leave output tensor (--leave-output-tensor)")
@@ -145,7 +145,7 @@ class PlanPanel(QWidget):
         self.embd_combo = self._type_combo("--token-embedding-type: type of token_embd.weight")
         self.embd_combo.activated.connect(lambda _i: self._on_type_option("token_embedding_type", self.embd_combo))
         form.addRow("&Output tensor:", self.output_combo)
-        form.addRow("&Token embedding:", self.embd_combo)
+        form.addRow("To&ken embedding:", self.embd_combo)
         return box
 
     def _type_combo(self, tip: str) -> QComboBox:
