@@ -123,9 +123,9 @@ class Inspector(QWidget):
             self.compare_combo.addItem(_swatch(q.name), f"{q.name}  ({q.bpw:.3g} bpw)", q.name)
             self.compare_combo.setItemData(self.compare_combo.count() - 1, type_tooltip(q.name), Qt.ToolTipRole)
         self.compare_combo.currentIndexChanged.connect(self._on_compare_chosen)
-        compare_label = QLabel("&Compare with:")
+        compare_label = QLabel("Compare &with:")
         compare_label.setBuddy(self.compare_combo)
-        self.log_box = QCheckBox("&Log scale")
+        self.log_box = QCheckBox("Lo&g scale")
         self.log_box.setToolTip("Logarithmic counts, to see the tails of the distributions")
         self.log_box.toggled.connect(self._on_log_toggled)
 
@@ -160,6 +160,7 @@ class Inspector(QWidget):
         for row, (_name, tip) in enumerate(METRICS):
             self.table.verticalHeaderItem(row).setToolTip(tip)
         self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)  # Tab moves on to the next widget
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setToolTip("Error statistics of the planned type and the compared type")
         self.table.verticalHeader().setDefaultSectionSize(20)
