@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from quant_core.inspect import Inspection
 from quant_core.plan import TensorPlan, type_problem
-from quant_core.qtypes import QTYPES
+from quant_core.qtypes import QTYPES, qtype
 from quant_core.stats import ErrorStats
 
 from ..colors import text_color, type_color, type_tooltip
@@ -78,6 +78,22 @@ def shown_range(edges: np.ndarray, counts: np.ndarray, tail: float) -> tuple[flo
 def _union(*ranges: tuple[float, float] | None) -> tuple[float, float] | None:
     found = [r for r in ranges if r is not None]
     return (min(r[0] for r in found), max(r[1] for r in found)) if found else None
+
+
+def short_name(tensor: str) -> str:
+    """``blk.0.attn_q.weight`` → ``blk.0.attn_q``: the name as titles show it."""
+    return tensor.removesuffix(".weight")
+
+
+def levels_words(type_name: str, n_levels: int) -> str:
+    """What the level marks of the weight plot are, in plain words."""
+    q = qtype(type_name)
+    if q.is_float:
+        return f"{q.name} keeps every weight as a float: no blocks, no levels"
+    return (
+        f"▲ the distinct values one {q.name} block of {q.block_size} weights can take "
+        f"after quantization: {n_levels} here"
+    )
 
 
 def _swatch(type_name: str) -> QIcon:
@@ -151,8 +167,8 @@ class Inspector(QWidget):
         self.level_points = pg.ScatterPlotItem(symbol="t1", size=9, pen=None, brush=pg.mkBrush(LEVEL_COLOR))
         self.weight_item.addItem(self.level_points)
         self.weight_plot.setToolTip(
-            "Histogram of the weights of the sampled rows; red lines: the values one "
-            "block (the one holding the largest weight) can take after quantization"
+            "Histogram of the weights of the sampled rows; red marks and lines: the distinct "
+            "values one block (the one holding the largest weight) can take after quantization"
         )
 
         self.table = QTableWidget(len(METRICS), 2)
@@ -215,6 +231,8 @@ class Inspector(QWidget):
             )
             return
         bg = type_color(tp.type)
+        same = self.shown is not None and (self.shown.name, self.shown.type) == (tp.name, tp.type)
+        self._set_titles(tp.name, tp.type, len(self.shown.levels) if same else None)  # type: ignore[union-attr]
         self.title_label.setText(
             f"<b>{escape(tp.name)}</b> &nbsp;{shape}, {tp.source.src_type} → "
             f"<span style='background:{bg.name()}; color:{text_color(bg).name()}'>"
@@ -234,8 +252,21 @@ class Inspector(QWidget):
             self._clear_plots()
             self.rows_label.setText("measuring…")
 
+    def _set_titles(self, name: str, type_name: str, n_levels: int | None) -> None:
+        """Plot titles for ``name`` at once (the levels' count once measured), never a previous tensor's."""
+        short = escape(short_name(name))
+        self._title(self.error_item, f"Error of {short} at {type_name}: weight − dequantized weight")
+        words = "measuring…" if n_levels is None else escape(levels_words(type_name, n_levels))
+        self._title(self.weight_item, f"Weights of {short}<br>{words}")
+
+    @staticmethod
+    def _title(item: pg.PlotItem, text: str) -> None:
+        item.setTitle(text, color="#222222", size="9pt")
+
     def _clear(self, message: str) -> None:
         self.title_label.setText(message)
+        self._title(self.error_item, "Error: weight − dequantized weight")
+        self._title(self.weight_item, "Weights")
         self.rows_label.clear()
         self._clear_plots()
 
@@ -274,9 +305,7 @@ class Inspector(QWidget):
         self._set_levels(insp.levels)
         top = float(insp.weight_counts.max()) if len(insp.weight_counts) else 1.0
         self.level_points.setData(x=insp.levels, y=np.full(len(insp.levels), self._level_y(top)))
-        self.weight_item.setTitle(
-            f"Weights, with the {len(insp.levels)} levels of one {insp.type} block", color="#222222", size="9pt"
-        )
+        self._set_titles(insp.name, insp.type, len(insp.levels))
         self._fit_ranges(insp)
         if insp.full:
             self.rows_label.setText(f"all {insp.n_rows:,} rows")

@@ -212,3 +212,35 @@ def test_a_bad_imatrix_entry_is_shown_in_one_line_not_swallowed(qtbot, inspector
     assert session.inspection_problem() == message
     wait_idle(qtbot, session)  # not retried over and over
     assert session.inspection_problem() == message and session.inspection is None
+
+
+def titles(inspector: Inspector) -> tuple[str, str]:
+    return inspector.error_item.titleLabel.text, inspector.weight_item.titleLabel.text
+
+
+def test_block_plot_says_in_words_what_the_levels_are(qtbot, inspector, session):
+    session.set_types([TENSOR], "Q6_K")
+    session.select([TENSOR])
+    insp = wait_full(qtbot, session)
+    error_title, weight_title = titles(inspector)
+    assert "blk.0.ffn_up at Q6_K" in error_title
+    n = len(insp.levels)
+    assert n > 1
+    assert "blk.0.ffn_up" in weight_title
+    assert f"distinct values one Q6_K block of 256 weights can take after quantization: {n} here" in weight_title
+
+
+def test_titles_follow_the_selection_at_once_not_after_measuring(qtbot, inspector, session):
+    session.select([TENSOR])
+    wait_full(qtbot, session)
+    other = "blk.1.attn_q.weight"
+    other_type = session.plan.tensor(other).type
+    shown: list[tuple[str, str]] = []
+    session.selection_changed.connect(lambda _names: shown.append(titles(inspector)))
+    session.select([other])
+    error_title, weight_title = shown[0] if shown else titles(inspector)
+    assert session.inspection is None or session.inspection.name != other  # not measured yet
+    assert f"blk.1.attn_q at {other_type}" in error_title and "blk.0.ffn_up" not in error_title
+    assert "blk.1.attn_q" in weight_title and "measuring" in weight_title and "blk.0.ffn_up" not in weight_title
+    wait_full(qtbot, session, name=other)
+    assert "distinct values" in titles(inspector)[1]
