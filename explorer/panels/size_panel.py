@@ -19,6 +19,8 @@ from .plot_common import category_color, format_bytes, format_change, make_plot,
 CURRENT_COLOR = "#4477AA"
 SOURCE_COLOR = "#333333"
 PRESET_COLOR = "#BB5566"
+BREAK_RATIO = 2.0  # an outside bar this many times the largest layer gets a broken axis
+CAP_OVER_LAYERS = 1.3  # the cut bars stop this far above the largest layer
 EXACT_NOTE = "the exact size Export writes"
 EXACT_TOOLTIP = (
     "Projected size of the output file: exactly the bytes Export writes (header, metadata, "
@@ -39,6 +41,20 @@ def depth_ticks(n_layer: int, max_labels: int = 16) -> list[tuple[float, str]]:
     step = max(1, int(np.ceil(n_layer / max_labels)))
     ticks = [(-1.0, "embd")] + [(float(i), str(i)) for i in range(0, n_layer, step)]
     return ticks + [(float(n_layer), "out")]
+
+
+def broken_bars(totals: dict[int, int], n_layer: int, ratio: float = BREAK_RATIO) -> tuple[float | None, set[int]]:
+    """Where the layer chart's axis breaks: (cap in bytes or None, positions of the bars cut there).
+
+    A tensor outside the blocks (a large embedding or output) more than ``ratio`` times the
+    largest layer would flatten every layer to a sliver: such bars are cut at a cap a little
+    above the largest layer, and labelled with their true size.
+    """
+    layer_max = max((n for x, n in totals.items() if 0 <= x < n_layer), default=0)
+    if layer_max <= 0:
+        return None, set()
+    cut = {x for x, n in totals.items() if not 0 <= x < n_layer and n > ratio * layer_max}
+    return (CAP_OVER_LAYERS * layer_max, cut) if cut else (None, set())
 
 
 def _unit(max_bytes: float) -> tuple[float, str]:
@@ -124,11 +140,15 @@ class SizePanel(QWidget):
         self.layer_plot = make_plot("By layer (stacked by category)")
         self.layer_plot.setToolTip(
             "Bytes of tensor data per layer; 'embd' is the token embedding, "
-            "'out' the output tensors; colours as in 'By category'"
+            "'out' the output tensors; colours as in 'By category'. A bar far taller than the "
+            "layers is cut (white gap) and labelled with its true size"
         )
         self.layer_plot.getPlotItem().setMouseEnabled(x=False, y=False)
         self.layer_bars = pg.BarGraphItem(x=[], y0=[], height=[], width=0.8)
         self.layer_plot.getPlotItem().addItem(self.layer_bars)
+        self.break_marks = pg.BarGraphItem(x=[], y0=[], height=[], width=0.95, brush="w", pen=pg.mkPen(None))
+        self.layer_plot.getPlotItem().addItem(self.break_marks)
+        self.break_labels: dict[int, pg.TextItem] = {}  # x → label with the true size of a cut bar
 
         self.presets_label.setWordWrap(True)
         self.source_label.setWordWrap(True)
@@ -255,15 +275,22 @@ class SizePanel(QWidget):
         totals: dict[int, int] = defaultdict(int)
         for x, n in zip(xs, sizes):
             totals[x] += n
-        div, unit = self.layer_unit = _unit(max(totals.values(), default=0))
-        y0, acc = [], defaultdict(float)
+        assert self.session.model is not None
+        cap, cut = broken_bars(totals, self.session.model.n_layer)
+        top_bytes = cap if cap is not None else max(totals.values(), default=0)
+        div, unit = self.layer_unit = _unit(top_bytes)
+        y0, heights, acc = [], [], defaultdict(float)
         for x, n in zip(xs, sizes):
-            y0.append(acc[x])
+            start = acc[x]
             acc[x] += n / div
+            end = min(acc[x], cap / div) if x in cut else acc[x]  # type: ignore[operator]
+            y0.append(start)
+            heights.append(max(0.0, end - start))
+        self._mark_breaks(cut, totals, None if cap is None else cap / div)
         self.layer_bars.setOpts(
             x=np.array(xs, dtype=float),
             y0=np.array(y0),
-            height=np.array(sizes) / div,
+            height=np.array(heights),
             width=0.8,
             brushes=[pg.mkBrush(category_color(c)) for c in cats],
             pens=[pg.mkPen("w", width=0.5)] * len(cats),
@@ -272,4 +299,24 @@ class SizePanel(QWidget):
         item.getAxis("left").setLabel(unit)
         if xs:
             item.setXRange(min(xs) - 0.6, max(xs) + 0.6, padding=0)
-            item.setYRange(0, max(acc.values()), padding=0.05)
+            top = top_bytes / div
+            item.setYRange(0, top * (1.12 if cut else 1.0), padding=0.05)
+
+    def _mark_breaks(self, cut: set[int], totals: dict[int, int], cap: float | None) -> None:
+        """A white gap across each cut bar and, above it, the bar's true size."""
+        item = self.layer_plot.getPlotItem()
+        for label in self.break_labels.values():
+            item.removeItem(label)
+        self.break_labels = {}
+        xs = sorted(cut)
+        if cap is None:
+            self.break_marks.setOpts(x=[], y0=[], height=[])
+            return
+        self.break_marks.setOpts(
+            x=np.array(xs, dtype=float), y0=np.full(len(xs), 0.86 * cap), height=np.full(len(xs), 0.04 * cap)
+        )
+        for x in xs:
+            label = pg.TextItem(f"{format_bytes(totals[x])} (cut)", color="#222222", anchor=(0.5, 1.0))
+            label.setPos(float(x), cap)
+            item.addItem(label)
+            self.break_labels[x] = label

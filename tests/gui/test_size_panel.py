@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.panels.plot_common import category_color
+from explorer.panels.plot_common import category_color, format_bytes
 from explorer.panels.size_panel import SizePanel
 
 pytestmark = pytest.mark.gui
@@ -89,3 +89,39 @@ def test_breakdown_by_category_and_layer(qtbot, panel, session):
     xs2, _, sizes2 = panel.stacked_layers()
     assert sum(n for x, n in zip(xs2, sizes2) if x == 1) > totals[1]
     assert sum(n for x, n in zip(xs2, sizes2) if x == 0) == totals[0]
+
+
+@pytest.fixture
+def big_vocab_session(tmp_path):
+    from explorer.session import ExplorerSession
+    from tests.core.synthetic import write_llama_gguf
+
+    from .support import SMALL
+
+    s = ExplorerSession()
+    assert s.open_model(write_llama_gguf(tmp_path / "wide.gguf", **dict(SMALL, n_vocab=8192)))
+    yield s
+    s.shutdown()
+
+
+def test_by_layer_breaks_the_axis_for_an_embedding_that_dwarfs_the_layers(show, big_vocab_session):
+    session = big_vocab_session
+    panel = show(SizePanel(session), 900, 450)
+    size = session.size
+    embd, layer = size.by_category["token_embd"], max(size.by_layer["0"], size.by_layer["1"])
+    assert embd > 3 * layer  # the situation: one tensor dwarfs the layers
+    div = panel.layer_unit[0]
+    _lo, top = panel.layer_plot.getPlotItem().viewRange()[1]
+    assert top * div < 2 * layer  # the layers fill the chart instead of a sliver of it
+    xs = np.asarray(panel.layer_bars.opts["x"])
+    heights = np.asarray(panel.layer_bars.opts["height"])
+    assert heights[xs == 0].sum() * div == pytest.approx(size.by_layer["0"])  # layers are not cut
+    assert heights[xs == -1].sum() * div < 2 * layer  # the embedding is cut …
+    assert set(panel.break_labels) == {-1, 2}  # … and so is the untied output
+    assert format_bytes(embd) in panel.break_labels[-1].toPlainText()  # with its true size written
+
+
+def test_no_break_when_no_tensor_dwarfs_the_layers(panel):
+    assert panel.break_labels == {}
+    heights = np.asarray(panel.layer_bars.opts["height"])
+    assert heights.sum() * panel.layer_unit[0] == pytest.approx(panel.session.size.tensor_bytes)
