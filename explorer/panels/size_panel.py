@@ -8,7 +8,7 @@ from html import escape
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from quant_core.qtypes import QTYPES
 
@@ -55,6 +55,12 @@ def broken_bars(totals: dict[int, int], n_layer: int, ratio: float = BREAK_RATIO
         return None, set()
     cut = {x for x, n in totals.items() if not 0 <= x < n_layer and n > ratio * layer_max}
     return (CAP_OVER_LAYERS * layer_max, cut) if cut else (None, set())
+
+
+def ordered_types_by_bits(names: set[str]) -> list[str]:
+    """Type names from fewest to most bits per weight, as in the map's legend (unknown ones last)."""
+    bpw = {q.name: q.bpw for q in QTYPES.values()}
+    return sorted(names, key=lambda t: (bpw.get(t, 1e9), t))
 
 
 def _unit(max_bytes: float) -> tuple[float, str]:
@@ -137,10 +143,11 @@ class SizePanel(QWidget):
         self.category_bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7)
         cat_item.addItem(self.category_bars)
 
-        self.layer_plot = make_plot("By layer (stacked by category)")
+        self.layer_plot = make_plot("By layer")
         self.layer_plot.setToolTip(
             "Bytes of tensor data per layer; 'embd' is the token embedding, "
-            "'out' the output tensors; colours as in 'By category'. A bar far taller than the "
+            "'out' the output tensors; stacked by type in the map's colours, or by category in the "
+            "colours of 'By category'. A bar far taller than the "
             "layers is cut (white gap) and labelled with its true size"
         )
         self.layer_plot.getPlotItem().setMouseEnabled(x=False, y=False)
@@ -150,6 +157,10 @@ class SizePanel(QWidget):
         self.layer_plot.getPlotItem().addItem(self.break_marks)
         self.break_labels: dict[int, pg.TextItem] = {}  # x → label with the true size of a cut bar
 
+        self.by_type_box = QCheckBox("Layers by type (map colours)")
+        self.by_type_box.setToolTip("Stack the 'By layer' bars by quant type in the colours of the mix map")
+        self.by_type_box.setChecked(True)
+        self.by_type_box.toggled.connect(lambda _on: self._on_plan_changed())
         self.presets_label.setWordWrap(True)
         self.source_label.setWordWrap(True)
         summary = QVBoxLayout()
@@ -157,6 +168,7 @@ class SizePanel(QWidget):
         for w in (self.total_label, self.source_label, self.presets_label, self.types_label):
             summary.addWidget(w)
         summary.addWidget(self.bar_plot, 1)
+        summary.addWidget(self.by_type_box)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addLayout(summary, 4)
@@ -215,9 +227,9 @@ class SizePanel(QWidget):
     def _update_types(self) -> None:
         size = self.session.size
         assert size is not None
-        order = {name: i for i, name in enumerate(QTYPES)}
         chips = []
-        for name, n in sorted(size.by_type.items(), key=lambda kv: order.get(kv[0], 99)):
+        for name in ordered_types_by_bits(set(size.by_type)):
+            n = size.by_type[name]
             bg = type_color(name)
             style = f"background:{bg.name()}; color:{text_color(bg).name()}"
             chips.append(f"<span style='{style}'>&nbsp;{name}&nbsp;</span> {format_bytes(n)}")
@@ -258,20 +270,23 @@ class SizePanel(QWidget):
         item.setXRange(0, max(values, default=1.0), padding=0.05)
         self.category_values = dict(zip(cats, values))
 
-    def stacked_layers(self) -> tuple[list[int], list[str], list[int]]:
-        """(x position, category, bytes) of every stacked segment of the layer chart, in drawing order."""
+    def stacked_layers(self, by_type: bool = False) -> tuple[list[int], list[str], list[int]]:
+        """(x position, category or type, bytes) of every stacked segment of the layer chart, in drawing order."""
         s = self.session
         assert s.plan is not None and s.size is not None and s.model is not None
         cells: dict[tuple[int, str], int] = defaultdict(int)
         for tp in s.plan.tensors:
             x = layer_position(tp.source.layer, tp.source.category, s.model.n_layer)
-            cells[(x, tp.source.category)] += s.size.by_tensor[tp.name]
-        order = {c: i for i, c in enumerate(ordered_categories({c for _, c in cells}))}
+            cells[(x, tp.type if by_type else tp.source.category)] += s.size.by_tensor[tp.name]
+        keys_present = {c for _, c in cells}
+        ranked = ordered_types_by_bits(keys_present) if by_type else ordered_categories(keys_present)
+        order = {c: i for i, c in enumerate(ranked)}
         keys = sorted(cells, key=lambda k: (k[0], order[k[1]]))
         return [k[0] for k in keys], [k[1] for k in keys], [cells[k] for k in keys]
 
     def _update_layers(self) -> None:
-        xs, cats, sizes = self.stacked_layers()
+        by_type = self.by_type_box.isChecked()
+        xs, cats, sizes = self.stacked_layers(by_type)
         totals: dict[int, int] = defaultdict(int)
         for x, n in zip(xs, sizes):
             totals[x] += n
@@ -292,7 +307,7 @@ class SizePanel(QWidget):
             y0=np.array(y0),
             height=np.array(heights),
             width=0.8,
-            brushes=[pg.mkBrush(category_color(c)) for c in cats],
+            brushes=[pg.mkBrush(type_color(c) if by_type else category_color(c)) for c in cats],
             pens=[pg.mkPen("w", width=0.5)] * len(cats),
         )
         item = self.layer_plot.getPlotItem()

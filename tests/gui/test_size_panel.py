@@ -125,3 +125,24 @@ def test_no_break_when_no_tensor_dwarfs_the_layers(panel):
     assert panel.break_labels == {}
     heights = np.asarray(panel.layer_bars.opts["height"])
     assert heights.sum() * panel.layer_unit[0] == pytest.approx(panel.session.size.tensor_bytes)
+
+
+def test_layers_are_stacked_by_type_in_the_map_colours(qtbot, panel, session):
+    from explorer.colors import type_color
+
+    assert panel.by_type_box.isChecked()
+    with qtbot.waitSignal(session.plan_changed, timeout=2000):
+        assert session.set_types(["blk.1.ffn_down.weight"], "Q8_0")
+    xs, keys, sizes = panel.stacked_layers(by_type=True)
+    plan_types = {tp.type for tp in session.plan.tensors}
+    assert set(keys) == plan_types and "Q8_0" in keys
+    q8 = sum(n for x, k, n in zip(xs, keys, sizes) if x == 1 and k == "Q8_0")
+    assert q8 == session.size.by_tensor["blk.1.ffn_down.weight"]
+    brushes = [b.color().name() for b in panel.layer_bars.opts["brushes"]]
+    assert brushes == [type_color(k).name() for k in keys]
+    for name in session.size.by_type:  # the type chips use the same colours
+        assert type_color(name).name() in panel.types_label.text()
+
+    panel.by_type_box.setChecked(False)  # back to categories
+    _xs, cats, _sizes = panel.stacked_layers()
+    assert [b.color().name() for b in panel.layer_bars.opts["brushes"]] == [category_color(c).name() for c in cats]
