@@ -26,6 +26,7 @@ from .panels.quality_panel import QualityPanel
 from .panels.size_panel import SizePanel
 from .panels.target_panel import TargetPanel
 from .panels.tensor_table import TensorTable
+from .problems import ProblemsButton, SourceNote
 from .sensitivity_view import SensitivityView
 from .session import ExplorerSession
 from .shortcuts_dialog import ShortcutsDialog
@@ -203,10 +204,34 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, 0)
         self.progress.setVisible(False)
         self.statusBar().addWidget(self.status_label, 1)
+        self.problems_button = ProblemsButton(self.session.problems, self)
+        self.source_note = SourceNote(self.session, self)
+        self.statusBar().addPermanentWidget(self.source_note)
+        self.statusBar().addPermanentWidget(self.problems_button)
         self.statusBar().addPermanentWidget(self.progress)
 
     # ----- actions ----------------------------------------------------------------------
+    def confirm_discard(self) -> bool:
+        """True when the current mix may be replaced: unchanged, saved as a recipe now, or discarded."""
+        if self.session.model is None or self.session.undo_stack.isClean():
+            return True
+        buttons = QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            f"The mix for {self.session.model.path.name} has changes that are not saved.\nSave them as a recipe first?",
+            buttons,
+            QMessageBox.Cancel,
+        )
+        if answer == QMessageBox.Save:
+            self.save_recipe_dialog()
+            return self.session.undo_stack.isClean()  # the save dialog was not cancelled
+        return answer == QMessageBox.Discard
+
     def open_path(self, path: str | Path) -> bool:
+        """Open a model (File ▸ Open, recent files, drops); asks first when the mix is unsaved."""
+        if not self.confirm_discard():
+            return False
         ok = self.session.open_model(path)
         if ok:
             self._remember(str(Path(path).resolve()))
@@ -349,6 +374,9 @@ class MainWindow(QMainWindow):
         return str(m.path.parent) if m else str(Path.home())
 
     def closeEvent(self, event) -> None:  # noqa: N802
+        if not self.confirm_discard():
+            event.ignore()
+            return
         self.sensitivity_view.shutdown()
         self.target_panel.shutdown()
         self.session.quality.shutdown()

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -209,6 +210,8 @@ class ExportDialog(QDialog):
             out = check_output_path(s.model.path, self.path_edit.text(), s.input_paths())  # type: ignore[union-attr]
         except ExportError as err:
             return self._refuse(_sentence(str(err)))
+        if out.exists() and not self._confirm_overwrite(out):
+            return False
         self._plan, self._out, self._error = s.plan, out, None
         self._update_projection()
         self.finished_ok = False
@@ -225,6 +228,16 @@ class ExportDialog(QDialog):
         self.progress_label.setText("starting…")
         s.start_export(worker)
         return True
+
+    def _confirm_overwrite(self, out: Path) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Replace file?",
+            f"{out.name} already exists in {out.parent}.\nReplace it?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.No,
+        )
+        return answer == QMessageBox.Yes
 
     def _refuse(self, message: str) -> bool:
         self.result_label.setText(f"<span style='color:#b00020'>{escape(message)}</span>")

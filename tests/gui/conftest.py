@@ -5,12 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 
 from explorer.session import ExplorerSession
 from tests.core.synthetic import write_llama_gguf
 
 from .support import SMALL
+
+
+@pytest.fixture(autouse=True)
+def discard_unsaved(monkeypatch):
+    """A window closed at teardown with a changed mix discards it instead of waiting on a prompt."""
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.Discard)
 
 
 @pytest.fixture
