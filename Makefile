@@ -19,7 +19,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet -e '.[test,quality]'
 	touch $@
 
+# Qt's xcb platform plugin (X11) needs libxcb-cursor0; a warning only (offscreen and Wayland work without)
 run: $(VENV)/.installed
+	@if [ "$$(uname -s)" = Linux ] && [ "$${QT_QPA_PLATFORM:-}" != offscreen ] && [ -n "$${DISPLAY:-}" ] \
+	  && [ -z "$${WAYLAND_DISPLAY:-}" ] && ! { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q libxcb-cursor.so.0; then \
+	  echo "warning: libxcb-cursor0 is missing; Qt needs it on X11 (sudo apt install libxcb-cursor0)"; fi
 	$(APP)
 
 lint: $(VENV)/.installed-test
