@@ -159,7 +159,10 @@ class MixMap(QWidget):
         self.view.horizontalHeader().setMinimumSectionSize(70)
         self.view.verticalHeader().setSectionResizeMode(QHeaderView.Fixed)
         self.view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 10)
-        self.view.setToolTip("Click, drag, Shift/Ctrl-click or click a header to select; right-click to assign a type")
+        self.view.setToolTip(
+            "Click, drag, Shift/Ctrl-click or click a header to select; Ctrl+Space / Shift+Space: "
+            "the current column / row; right-click to assign a type (type its name to find it)"
+        )
         self.view.selectionModel().selectionChanged.connect(self._on_view_selection)
         self.model.modelReset.connect(self._size_rows)
         self.select_column_action = self._view_action("Select map column", "Ctrl+Space", self.select_current_column)
