@@ -24,6 +24,7 @@ from quant_core.evaluate import TensorEvaluation, iter_evaluate
 from quant_core.export import iter_export
 from quant_core.ftypes import file_type
 from quant_core.imatrix import Imatrix, load_for_quantize, tensor_importance
+from quant_core.imatrix_fit import check_imatrix_fits
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem, with_explicit
@@ -107,6 +108,9 @@ class ExplorerSession(QObject):
         from .quality import QualityTracker  # here: explorer.quality imports PlanState from this module
 
         self.quality = QualityTracker(self)
+        from .problems import ProblemList
+
+        self.problems = ProblemList(self)
 
     # ----- model --------------------------------------------------------------------------
     def open_model(self, path: str | Path) -> bool:
@@ -163,6 +167,8 @@ class ExplorerSession(QObject):
             return self._resolved
         check_options(state.options)
         imatrix, keys = self._imatrix_for(state.options)
+        if imatrix is not None:
+            check_imatrix_fits(self.model, imatrix)  # another model's matrix is refused, not applied
         plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
         if state.auto_mixed:
             plan = with_explicit(plan, state.explicit_map, auto_mixed=state.auto_mixed)

@@ -122,7 +122,7 @@ class StatsJobs(QObject):
             session.stats_updated.emit([item.name])
         elif isinstance(item, EvaluationFailure):
             session.stats.add_failure(item.name, item.type, item.message)
-            session.error.emit(item.message)
+            session.problems.refresh()  # one summary for all such tensors, not a dialog each
 
     def _on_job_error(self, message: str, generation: int, inspect_key: InspectKey | None) -> None:
         """A failed inspection is shown by the inspector (one line); other failures go to ``error``."""
