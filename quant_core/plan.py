@@ -284,13 +284,20 @@ def with_explicit(plan: Plan, explicit: Mapping[str, str], auto_mixed: Collectio
     return replace(plan, tensors=tuple(out), explicit=dict(explicit))
 
 
-def type_problem(tp: TensorPlan, type_name: str) -> str | None:
-    """Why ``type_name`` cannot be chosen for this tensor, or None when it can."""
+def type_problem(tp: TensorPlan, type_name: str, has_importance: bool | None = None) -> str | None:
+    """Why ``type_name`` cannot be chosen for this tensor, or None when it can.
+
+    ``has_importance`` (given by views that know the loaded importance matrix) is whether it has
+    an entry for this tensor: False also refuses the types llama-quantize will not write without
+    one (``token_embd`` and ``output`` exempt, as there).
+    """
     if not tp.quantizable:
         return "llama.cpp never quantizes this tensor"
     q = qtype(type_name)
     if tp.source.n_per_row % q.block_size:
         return f"row length {tp.source.n_per_row} is not a multiple of {q.name}'s block size {q.block_size}"
+    if has_importance is False and _requires_imatrix(tp.name, q.name, ""):
+        return f"{q.name} needs an importance matrix with an entry for this tensor (none is loaded for it)"
     return None
 
 

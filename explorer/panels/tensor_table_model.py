@@ -14,6 +14,8 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
+from quant_core.errors import QuantError
+from quant_core.imatrix import tensor_importance
 from quant_core.plan import TensorPlan, type_problem
 
 from ..colors import text_color, type_color, type_tooltip
@@ -259,9 +261,17 @@ class TensorTableModel(QAbstractTableModel):
         if role != Qt.EditRole or not index.isValid() or index.column() != COL_TYPE:
             return False
         tp = self._rows[index.row()]
-        if value == tp.type or type_problem(tp, str(value)) is not None:
+        if value == tp.type or type_problem(tp, str(value), has_importance(self.session, tp)) is not None:
             return False
         return self.session.set_types([tp.name], str(value))
+
+
+def has_importance(session: ExplorerSession, tp: TensorPlan) -> bool:
+    """Whether the session's importance matrix has a usable entry for this tensor."""
+    try:
+        return tensor_importance(session.imatrix, tp.source) is not None
+    except QuantError:
+        return False
 
 
 class TensorFilterProxy(QSortFilterProxyModel):
@@ -302,10 +312,12 @@ class TypeDelegate(QStyledItemDelegate):
         combo = QComboBox(parent)
         combo.setToolTip("Type for this tensor (greyed types cannot apply: hover them for why)")
         tp: TensorPlan | None = index.data(PLAN_ROLE)
+        source = index.model().sourceModel() if hasattr(index.model(), "sourceModel") else index.model()
+        importance = has_importance(source.session, tp) if tp is not None else None
         items = QStandardItemModel(combo)
         for name in ordered_types():
             item = QStandardItem(type_icon(name), name)
-            problem = type_problem(tp, name) if tp is not None else None
+            problem = type_problem(tp, name, importance) if tp is not None else None
             item.setEnabled(problem is None)
             item.setToolTip(f"{name} cannot apply: {problem}" if problem else type_tooltip(name))
             items.appendRow(item)
