@@ -29,10 +29,11 @@ from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem, with_explicit
 from quant_core.qtypes import is_float_type
-from quant_core.recipe import Recipe, check_options, llama_quantize_command
+from quant_core.recipe import Recipe, check_options, llama_quantize_command, readable_recipe
 from quant_core.size import SizeReport, project_size
 
 from .light_jobs import LightJobs
+from .panels.tensor_text import has_importance
 from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key
 from .stats_cache import InspectKey, StatisticsCache
 from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
@@ -76,6 +77,7 @@ class ExplorerSession(QObject):
     command_ready = Signal(str)
     busy_changed = Signal(str)
     error = Signal(str)
+    status = Signal(str)  # a one-line note for the status bar
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -188,20 +190,28 @@ class ExplorerSession(QObject):
         """Give the named tensors an explicit type (tensors that cannot take it are skipped)."""
         assert self.plan is not None
         explicit = self.state.explicit_map
-        applied = set()
+        applied, skipped = set(), []
         for name in names:
             tp = self.plan.tensor(name)
-            if type_problem(tp, type_name) is None:
+            problem = type_problem(tp, type_name, has_importance(self, tp))
+            if problem is None:
                 explicit[name] = type_name
                 applied.add(name)
+            else:
+                skipped.append(f"{name} ({problem})")
         if not applied:
             self.error.emit(f"{type_name} cannot be used for the selected tensors")
             return False
         auto = tuple(n for n in self.state.auto_mixed if n not in applied)  # chosen by hand now: pinned
-        return self.set_state(
+        done = self.set_state(
             replace(self.state, explicit=tuple(sorted(explicit.items())), auto_mixed=auto),
             f"{type_name} for {len(applied)} tensor(s)",
         )
+        if done and skipped:
+            self.status.emit(
+                f"{type_name} set on {len(applied)} tensor(s); {len(skipped)} kept their type: " + ", ".join(skipped)
+            )
+        return done
 
     def reset_types(self, names: Iterable[str]) -> bool:
         """Back to the preset's choice for the named tensors."""
@@ -292,7 +302,10 @@ class ExplorerSession(QObject):
             self.busy_changed.emit("")
 
     def recipe(self) -> Recipe:
-        return Recipe(self.state.options, self.state.explicit_map)
+        """The current plan as a readable recipe: compact rules ahead of the user's, same types."""
+        if self.model is None or self.plan is None:
+            return Recipe(self.state.options, self.state.explicit_map)
+        return readable_recipe(self.model, self.plan)
 
     def save_recipe(self, path: str | Path) -> bool:
         try:

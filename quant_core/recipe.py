@@ -1,7 +1,8 @@
 """Recipes: a plan's inputs as a JSON file, and the equivalent llama-quantize command line.
 
-A recipe holds the preset, llama-quantize's options (including ``--tensor-type`` rules) and the
-explicit per-tensor types chosen in the GUI. It round-trips through JSON unchanged.
+A recipe holds the preset, llama-quantize's options (including ``--tensor-type`` rules) and
+explicit per-tensor types. It round-trips through JSON unchanged. The GUI saves
+:func:`readable_recipe`: its hand-chosen types written as compact rules, no per-tensor entries.
 """
 
 from __future__ import annotations
