@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.model_changed.connect(self._on_model_changed)
         s.busy_changed.connect(self._on_busy_changed)
+        s.status.connect(self.status_label.setText)
         s.undo_stack.cleanChanged.connect(self._on_clean_changed)
         s.plan_changed.connect(self._update_title)
 

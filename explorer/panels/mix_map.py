@@ -30,7 +30,7 @@ from quant_core.plan import TensorPlan
 from ..colors import error_color, text_color, type_color, type_tooltip
 from ..session import ExplorerSession
 from .mix_map_model import MixCellDelegate, MixMapModel
-from .tensor_text import build_type_menu, first_problem, is_explicit, ordered_types, representatives
+from .tensor_text import build_type_menu, first_problem, has_importance, is_explicit, ordered_types, representatives
 from .type_ahead import add_type_ahead
 
 PALETTE_TYPES = (
@@ -108,6 +108,7 @@ class MixMap(QWidget):
         session.plan_changed.connect(self._on_plan_changed)
         session.stats_updated.connect(self._on_stats_updated)
         session.selection_changed.connect(self._on_session_selection)
+        session.imatrix_changed.connect(self._update_controls)
         self._on_model_changed()
 
     # ----- construction ---------------------------------------------------------------------
@@ -264,7 +265,7 @@ class MixMap(QWidget):
 
     def _update_controls(self) -> None:
         plans = self.selected_plans()
-        distinct = representatives(plans)
+        distinct = representatives(plans, self._has_importance)
         for name, button in self.type_buttons.items():
             problem = first_problem(distinct, name) if plans else "select cells first"
             button.setEnabled(problem is None)
@@ -301,11 +302,14 @@ class MixMap(QWidget):
         plans = self.selected_plans()
         if not plans:
             return
-        self.menu = build_type_menu(self, plans, self.assign_selected, self.reset_selected)
+        self.menu = build_type_menu(self, plans, self.assign_selected, self.reset_selected, self._has_importance)
         for act in self.menu.actions():
             if act.menu() is not None:
                 add_type_ahead(act.menu())
         self.menu.popup(self.view.viewport().mapToGlobal(pos))
+
+    def _has_importance(self, tp: TensorPlan) -> bool:
+        return has_importance(self.session, tp)
 
     def assign_selected(self, type_name: str) -> bool:
         """Give the selected cells ``type_name`` (cells it cannot fit are skipped by the session)."""

@@ -14,8 +14,6 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont, QPainter, QPen, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
-from quant_core.errors import QuantError
-from quant_core.imatrix import tensor_importance
 from quant_core.plan import TensorPlan, type_problem
 
 from ..colors import text_color, type_color, type_tooltip
@@ -33,6 +31,7 @@ from .tensor_text import (
     error_detail,
     error_text,
     format_bytes,
+    has_importance,
     is_explicit,
     is_fallback,
     ordered_types,
@@ -264,14 +263,6 @@ class TensorTableModel(QAbstractTableModel):
         if value == tp.type or type_problem(tp, str(value), has_importance(self.session, tp)) is not None:
             return False
         return self.session.set_types([tp.name], str(value))
-
-
-def has_importance(session: ExplorerSession, tp: TensorPlan) -> bool:
-    """Whether the session's importance matrix has a usable entry for this tensor."""
-    try:
-        return tensor_importance(session.imatrix, tp.source) is not None
-    except QuantError:
-        return False
 
 
 class TensorFilterProxy(QSortFilterProxyModel):

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import cache
 from html import escape
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QWidget
 
+from quant_core.errors import QuantError
+from quant_core.imatrix import tensor_importance
 from quant_core.plan import TensorPlan, type_problem
 from quant_core.qtypes import QTYPES
 from quant_core.reasons import ReasonKind
@@ -117,19 +120,36 @@ def type_icon(type_name: str, size: int = 12) -> QIcon:
     return QIcon(_icon_pixmap(type_name, size))
 
 
-def representatives(plans: Iterable[TensorPlan]) -> list[TensorPlan]:
-    """One tensor per (quantizable, row length): all :func:`type_problem` depends on."""
-    seen: dict[tuple[bool, int], TensorPlan] = {}
+def has_importance(session: Any, tp: TensorPlan) -> bool:
+    """Whether the session's importance matrix has a usable entry for this tensor."""
+    try:
+        return tensor_importance(session.imatrix, tp.source) is not None
+    except QuantError:
+        return False
+
+
+Representative = tuple[TensorPlan, bool | None]
+
+
+def representatives(
+    plans: Iterable[TensorPlan], importance: Callable[[TensorPlan], bool] | None = None
+) -> list[Representative]:
+    """One tensor per (quantizable, row length, has importance): all :func:`type_problem` depends on.
+
+    ``importance`` tells whether a tensor has an importance entry; without it that is unknown.
+    """
+    seen: dict[tuple[bool, int, bool | None], Representative] = {}
     for tp in plans:
-        seen.setdefault((tp.quantizable, tp.source.n_per_row), tp)
+        flag = importance(tp) if importance is not None else None
+        seen.setdefault((tp.quantizable, tp.source.n_per_row, flag), (tp, flag))
     return list(seen.values())
 
 
-def first_problem(plans: Iterable[TensorPlan], type_name: str) -> str | None:
+def first_problem(distinct: Iterable[Representative], type_name: str) -> str | None:
     """None if ``type_name`` applies to at least one tensor, else the first tensor's reason."""
     reason = None
-    for tp in plans:
-        problem = type_problem(tp, type_name)
+    for tp, flag in distinct:
+        problem = type_problem(tp, type_name, flag)
         if problem is None:
             return None
         reason = reason or f"{tp.name}: {problem}"
@@ -137,14 +157,18 @@ def first_problem(plans: Iterable[TensorPlan], type_name: str) -> str | None:
 
 
 def build_type_menu(
-    parent: QWidget, plans: list[TensorPlan], assign: Callable[[str], None], reset: Callable[[], None]
+    parent: QWidget,
+    plans: list[TensorPlan],
+    assign: Callable[[str], None],
+    reset: Callable[[], None],
+    importance: Callable[[TensorPlan], bool] | None = None,
 ) -> QMenu:
     """Context menu: 'Set type' (types that fit no selected tensor disabled, with why) + reset."""
     menu = QMenu(parent)
     menu.setToolTipsVisible(True)
     sub = menu.addMenu(f"Set type of {len(plans)} tensor(s)")
     sub.setToolTipsVisible(True)
-    distinct = representatives(plans)
+    distinct = representatives(plans, importance)
     for name in ordered_types():
         act = sub.addAction(type_icon(name), name)
         problem = first_problem(distinct, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 from PySide6.QtWidgets import QLabel
@@ -202,3 +203,61 @@ def test_preset_change_recolours_and_colour_by_error(qtbot, mix, session):
     assert idx.data().startswith("Q3_K") and idx.data().endswith("%")
     mix.error_toggle.setChecked(False)
     assert idx.data(Qt.BackgroundRole) == type_color("Q3_K") and idx.data() == "Q3_K"
+
+
+def _menu_action(mix: MixMap, idx, type_name: str):
+    mix.view.customContextMenuRequested.emit(center(mix, idx))
+    action = next(a for a in mix.menu.actions()[0].menu().actions() if a.text() == type_name)
+    mix.menu.close()
+    return action
+
+
+def test_types_needing_an_importance_matrix_follow_the_loaded_one(qtbot, mix, session, tmp_path):
+    from quant_core.imatrix import write_imatrix_gguf
+
+    name = "blk.0.attn_output.weight"
+    with_entry, without = cell(mix, 0, "attn_output"), cell(mix, 1, "attn_output")
+    sm = mix.view.selectionModel()
+    sm.select(with_entry, QItemSelectionModel.ClearAndSelect)
+    button, action = mix.type_buttons["IQ2_XXS"], _menu_action(mix, with_entry, "IQ2_XXS")
+    assert not button.isEnabled() and "importance matrix" in button.toolTip()
+    assert not action.isEnabled() and "importance matrix" in action.toolTip()
+    assert mix.type_buttons["Q2_K"].isEnabled()
+
+    n = session.plan.tensor(name).source.n_per_row
+    path = tmp_path / "imatrix.gguf"
+    write_imatrix_gguf(path, {name: np.ones(n, np.float32)}, {name: np.array([8])}, chunk_size=8)
+    with qtbot.waitSignal(session.imatrix_changed, timeout=10000):
+        assert session.set_imatrix(str(path))
+    assert button.isEnabled() and "Cannot apply" not in button.toolTip()
+    action = _menu_action(mix, with_entry, "IQ2_XXS")
+    assert action.isEnabled() and "cannot apply" not in action.toolTip()
+
+    sm.select(without, QItemSelectionModel.ClearAndSelect)  # no entry for blk.1: still disabled
+    assert not mix.type_buttons["IQ2_XXS"].isEnabled()
+    assert not _menu_action(mix, without, "IQ2_XXS").isEnabled()
+
+    sm.select(with_entry, QItemSelectionModel.Select)  # applies to one of the two: only that one changes
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        mix.type_buttons["IQ2_XXS"].click()
+    assert with_entry.data() == "IQ2_XXS" and without.data() != "IQ2_XXS"
+
+
+def test_a_partial_assignment_names_the_cells_that_kept_their_type(qtbot, mix, session):
+    notes: list[str] = []
+    session.status.connect(notes.append)
+    sm = mix.view.selectionModel()
+    sm.select(cell(mix, 0, "ffn_down"), QItemSelectionModel.ClearAndSelect)
+    sm.select(cell(mix, 1, "attn_q"), QItemSelectionModel.Select)
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        mix.type_buttons["Q4_K"].click()
+    assert cell(mix, 1, "attn_q").data() == "Q4_K" and cell(mix, 0, "ffn_down").data() == "Q5_0"
+    assert len(notes) == 1
+    note = notes[0]
+    assert note.startswith("Q4_K set on 1 tensor(s); 1 kept their type: blk.0.ffn_down.weight (")
+    assert "row length 544" in note and "attn_q" not in note
+
+    notes.clear()  # everything applies: no note
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_types(["blk.1.attn_q.weight"], "Q5_K")
+    assert notes == []
