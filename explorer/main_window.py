@@ -32,6 +32,7 @@ from .session import ExplorerSession
 from .shortcuts_dialog import ShortcutsDialog
 
 MAX_RECENT = 8
+STATUS_NOTE_MS = 15000
 GGUF_FILTER = "GGUF models (*.gguf);;All files (*)"
 
 
@@ -52,7 +53,8 @@ class MainWindow(QMainWindow):
         s.error.connect(self.show_error)
         s.model_changed.connect(self._on_model_changed)
         s.busy_changed.connect(self._on_busy_changed)
-        s.status.connect(self.status_label.setText)
+        # shown over the status label for a while: the busy/ready text would replace it at once
+        s.status.connect(lambda text: self.statusBar().showMessage(text, STATUS_NOTE_MS))
         s.undo_stack.cleanChanged.connect(self._on_clean_changed)
         s.plan_changed.connect(self._update_title)
 
