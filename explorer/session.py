@@ -23,7 +23,7 @@ from quant_core.errors import QuantError
 from quant_core.evaluate import TensorEvaluation, iter_evaluate
 from quant_core.export import iter_export
 from quant_core.ftypes import file_type
-from quant_core.imatrix import Imatrix, load_for_quantize, tensor_importance
+from quant_core.imatrix import Imatrix, has_importance, load_for_quantize, tensor_importance
 from quant_core.imatrix_fit import check_imatrix_fits
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
@@ -33,7 +33,6 @@ from quant_core.recipe import Recipe, check_options, llama_quantize_command, rea
 from quant_core.size import SizeReport, project_size
 
 from .light_jobs import LightJobs
-from .panels.tensor_text import has_importance
 from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key
 from .stats_cache import InspectKey, StatisticsCache
 from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
@@ -193,7 +192,7 @@ class ExplorerSession(QObject):
         applied, skipped = set(), []
         for name in names:
             tp = self.plan.tensor(name)
-            problem = type_problem(tp, type_name, has_importance(self, tp))
+            problem = type_problem(tp, type_name, has_importance(self.imatrix, tp.source))
             if problem is None:
                 explicit[name] = type_name
                 applied.add(name)

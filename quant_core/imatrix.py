@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
-from .errors import ImatrixError
+from .errors import ImatrixError, QuantError
 from .inputs import read_input_bytes, read_input_head
 
 if TYPE_CHECKING:
@@ -122,6 +122,14 @@ def tensor_importance(imatrix: Imatrix | None, t: TensorInfo) -> npt.NDArray[np.
         if t.category == "token_embd":
             return None
         raise
+
+
+def has_importance(imatrix: Imatrix | None, t: TensorInfo) -> bool:
+    """Whether ``imatrix`` holds a usable entry for source tensor ``t`` (a bad entry counts as none)."""
+    try:
+        return tensor_importance(imatrix, t) is not None
+    except QuantError:
+        return False
 
 
 def metadata_keys(imatrix: Imatrix) -> list[tuple[str, str | int, GGUFValueType]]:

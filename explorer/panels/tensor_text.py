@@ -15,8 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QWidget
 
-from quant_core.errors import QuantError
-from quant_core.imatrix import tensor_importance
+from quant_core.imatrix import has_importance as tensor_has_importance
 from quant_core.plan import TensorPlan, type_problem
 from quant_core.qtypes import QTYPES
 from quant_core.reasons import ReasonKind
@@ -122,10 +121,7 @@ def type_icon(type_name: str, size: int = 12) -> QIcon:
 
 def has_importance(session: Any, tp: TensorPlan) -> bool:
     """Whether the session's importance matrix has a usable entry for this tensor."""
-    try:
-        return tensor_importance(session.imatrix, tp.source) is not None
-    except QuantError:
-        return False
+    return tensor_has_importance(session.imatrix, tp.source)
 
 
 Representative = tuple[TensorPlan, bool | None]

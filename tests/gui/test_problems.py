@@ -15,7 +15,9 @@ from explorer.panels.tensor_table_model import COL_NAME, COL_TYPE
 from explorer.resources import DEMO_MODEL
 from quant_core.imatrix import write_imatrix_dat
 from quant_core.model import open_model
+from quant_core.plan import QuantOptions
 from quant_core.provenance import WARNING
+from quant_core.recipe import Recipe
 from tests.core.synthetic import write_llama_gguf
 
 from .support import SMALL, WAIT_MS, wait_idle
@@ -76,10 +78,13 @@ def test_imatrix_of_the_model_is_applied(window, qtbot, tmp_path) -> None:
     assert window.session.imatrix is not None and not window.messages
 
 
-def test_tensors_that_cannot_be_measured_are_one_summary_and_one_list(window, qtbot) -> None:
+def test_tensors_that_cannot_be_measured_are_one_summary_and_one_list(window, qtbot, tmp_path) -> None:
     s = window.session
     names = [tp.name for tp in s.plan.tensors if tp.quantizable and tp.name.startswith("blk.")]
-    assert s.set_types(names, "IQ2_XXS")
+    # clicks cannot assign IQ2_XXS without an importance matrix (it is disabled); a recipe can
+    recipe = tmp_path / "iq2.json"
+    Recipe(options=QuantOptions(preset="Q4_K_M"), explicit=dict.fromkeys(names, "IQ2_XXS")).save(recipe)
+    assert s.load_recipe(recipe)
     wait_idle(qtbot, s)
     qtbot.waitUntil(lambda: len(s.problems.items) == len(names), timeout=WAIT_MS)
     assert window.messages == []  # no dialog at all, let alone one per tensor
