@@ -186,7 +186,9 @@ class PlanPanel(QWidget):
         grid.addLayout(row)
         row = QHBoxLayout()
         self.save_button = QPushButton("Save recipe…")
-        self.save_button.setToolTip("Save preset, options, rules and hand-chosen types as a JSON recipe")
+        self.save_button.setToolTip(
+            "Save preset, options and rules as a JSON recipe (hand-chosen types become the fewest equivalent rules)"
+        )
         self.save_button.clicked.connect(self.save_recipe_dialog)
         self.load_button = QPushButton("Load recipe…")
         self.load_button.setToolTip("Load a JSON recipe (one undoable step)")
