@@ -100,8 +100,7 @@ class RulesEditor(QWidget):
         self.edit.setMinimumHeight(4 * self.fontMetrics().height())
         self.edit.textChanged.connect(self._on_text_changed)
         self.status = QLabel()
-        self.status.setWordWrap(True)
-        # an error quoting a long unbroken pattern wraps or clips, never widens the panel
+        # one line that clips (the whole text is its tooltip): a long error neither widens nor heightens the window
         self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.apply_button = QPushButton("&Apply rules")

@@ -12,6 +12,7 @@ import explorer.session as session_module
 from explorer.dialogs.export_dialog import PROGRESS_STEPS, ExportDialog, default_output, format_duration
 from quant_core.export import ExportError, check_output_path
 from quant_core.model import open_model
+from quant_core.recipe import Recipe
 
 from .support import WAIT_MS, wait_idle
 
@@ -122,8 +123,11 @@ def test_refuses_input_path_and_shows_core_errors_in_one_line(qtbot, dialog, ses
     assert "input file" in core_message(session.model.path, session.model.path)
     assert "does not exist" in core_message(session.model.path, tmp_path / "missing" / "x.gguf")
 
-    # an error raised by the core in the worker: IQ2_XXS needs an importance matrix
-    assert session.set_types(["blk.0.ffn_up.weight"], "IQ2_XXS")
+    # an error raised by the core in the worker: IQ2_XXS needs an importance matrix (clicks cannot
+    # assign it without one; a recipe can)
+    recipe = tmp_path / "iq2.json"
+    Recipe(options=session.state.options, explicit={"blk.0.ffn_up.weight": "IQ2_XXS"}).save(recipe)
+    assert session.load_recipe(recipe)
     set_path(qtbot, dialog, tmp_path / "iq.gguf")
     qtbot.mouseClick(dialog.export_button, Qt.LeftButton)
     with qtbot.waitSignal(dialog.worker.signals.finished, timeout=WAIT_MS):
