@@ -7,14 +7,15 @@ types); :class:`ResolvedState` is everything a state implies, worked out before 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from PySide6.QtGui import QUndoCommand
 
-from quant_core.imatrix import Imatrix
-from quant_core.model import MetaField
-from quant_core.plan import Plan, QuantOptions
+from quant_core.imatrix import Imatrix, has_importance
+from quant_core.model import MetaField, Model
+from quant_core.plan import Plan, QuantOptions, type_problem
+from quant_core.qtypes import is_float_type
 from quant_core.size import SizeReport
 
 ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, exclude filters
@@ -34,6 +35,39 @@ class PlanState:
     @property
     def explicit_map(self) -> dict[str, str]:
         return dict(self.explicit)
+
+    def with_types(
+        self, plan: Plan, names: Iterable[str], type_name: str, imatrix: Imatrix | None
+    ) -> tuple[PlanState, list[str], list[str]]:
+        """This state with ``type_name`` chosen by hand for the named tensors that can take it.
+
+        Returns the new state, the names given the type, and "name (why not)" for the others.
+        A tensor chosen by hand is no longer auto-mixed (it is pinned).
+        """
+        explicit = self.explicit_map
+        applied: list[str] = []
+        skipped: list[str] = []
+        for name in names:
+            tp = plan.tensor(name)
+            problem = type_problem(tp, type_name, has_importance(imatrix, tp.source))
+            if problem is None:
+                explicit[name] = type_name
+                applied.append(name)
+            else:
+                skipped.append(f"{name} ({problem})")
+        auto = tuple(n for n in self.auto_mixed if n not in set(applied))
+        return replace(self, explicit=tuple(sorted(explicit.items())), auto_mixed=auto), applied, skipped
+
+    def without_types(self, names: Iterable[str]) -> PlanState:
+        """This state with the named tensors back to what the preset and rules decide."""
+        drop = set(names)
+        return replace(self, explicit=tuple((n, t) for n, t in self.explicit if n not in drop))
+
+
+def initial_state(model: Model) -> PlanState:
+    """A new model's state: the default preset, requantizing allowed when the source is quantized."""
+    quantized = any(len(t.shape) >= 2 and not is_float_type(t.src_type) for t in model.tensors)
+    return PlanState(QuantOptions(allow_requantize=quantized))
 
 
 @dataclass(frozen=True)

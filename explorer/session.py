@@ -23,17 +23,16 @@ from quant_core.errors import QuantError
 from quant_core.evaluate import TensorEvaluation, iter_evaluate
 from quant_core.export import iter_export
 from quant_core.ftypes import file_type
-from quant_core.imatrix import Imatrix, has_importance, load_for_quantize, tensor_importance
+from quant_core.imatrix import Imatrix, load_for_quantize, tensor_importance
 from quant_core.imatrix_fit import check_imatrix_fits
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
-from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, type_problem, with_explicit
-from quant_core.qtypes import is_float_type
+from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, with_explicit
 from quant_core.recipe import Recipe, check_options, llama_quantize_command, readable_recipe
 from quant_core.size import SizeReport, project_size
 
 from .light_jobs import LightJobs
-from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key
+from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key, initial_state
 from .stats_cache import InspectKey, StatisticsCache
 from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
 from .stats_jobs import EvaluationFailure, NextJob, StatsJobs
@@ -56,11 +55,6 @@ def _inspect(model: Model, tp: TensorPlan, compare: str | None, imatrix: Any, sa
     """iter_inspect with the importance values looked up in the job: a bad entry is reported."""
     values = tensor_importance(imatrix, tp.source)
     yield from iter_inspect(model, tp.source, tp.type, compare, values, sample, threads)
-
-
-def model_is_quantized(model: Model) -> bool:
-    """True when some weight matrix of the source is already quantized (not F32/F16/BF16)."""
-    return any(len(t.shape) >= 2 and not is_float_type(t.src_type) for t in model.tensors)
 
 
 class ExplorerSession(QObject):
@@ -132,7 +126,7 @@ class ExplorerSession(QObject):
         self.undo_stack.clear()
         # a GUI user who opens an already-quantized file means to requantize it (the Plan panel
         # shows the switch, and the export dialog says the source is quantized)
-        self.state = PlanState(QuantOptions(allow_requantize=model_is_quantized(model)))
+        self.state = initial_state(model)
         self._apply_state(self.state, notify=False)
         self._update_preset_sizes()
         self.model_changed.emit()
@@ -188,24 +182,11 @@ class ExplorerSession(QObject):
     def set_types(self, names: Iterable[str], type_name: str) -> bool:
         """Give the named tensors an explicit type (tensors that cannot take it are skipped)."""
         assert self.plan is not None
-        explicit = self.state.explicit_map
-        applied, skipped = set(), []
-        for name in names:
-            tp = self.plan.tensor(name)
-            problem = type_problem(tp, type_name, has_importance(self.imatrix, tp.source))
-            if problem is None:
-                explicit[name] = type_name
-                applied.add(name)
-            else:
-                skipped.append(f"{name} ({problem})")
+        state, applied, skipped = self.state.with_types(self.plan, names, type_name, self.imatrix)
         if not applied:
             self.error.emit(f"{type_name} cannot be used for the selected tensors")
             return False
-        auto = tuple(n for n in self.state.auto_mixed if n not in applied)  # chosen by hand now: pinned
-        done = self.set_state(
-            replace(self.state, explicit=tuple(sorted(explicit.items())), auto_mixed=auto),
-            f"{type_name} for {len(applied)} tensor(s)",
-        )
+        done = self.set_state(state, f"{type_name} for {len(applied)} tensor(s)")
         if done and skipped:
             self.status.emit(
                 f"{type_name} set on {len(applied)} tensor(s); {len(skipped)} kept their type: " + ", ".join(skipped)
@@ -214,9 +195,7 @@ class ExplorerSession(QObject):
 
     def reset_types(self, names: Iterable[str]) -> bool:
         """Back to the preset's choice for the named tensors."""
-        drop = set(names)
-        explicit = tuple((n, t) for n, t in self.state.explicit if n not in drop)
-        return self.set_state(replace(self.state, explicit=explicit), "reset to preset")
+        return self.set_state(self.state.without_types(names), "reset to preset")
 
     def _apply_state(self, state: PlanState, notify: bool = True) -> None:
         """Make ``state`` current (undo/redo of a state that was resolved before cannot fail)."""
