@@ -11,6 +11,7 @@ from . import _numba_cache
 _numba_cache.configure()  # before any kernel module is imported
 
 from .errors import (  # noqa: E402
+    EncoderError,
     ImatrixError,
     NonFiniteError,
     QuantError,
@@ -33,4 +34,5 @@ __all__ = [
     "ShapeError",
     "NonFiniteError",
     "ImatrixError",
+    "EncoderError",
 ]

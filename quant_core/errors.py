@@ -30,3 +30,7 @@ class NonFiniteError(QuantError):
 
 class ImatrixError(QuantError):
     """An importance matrix that is missing, of the wrong length, or not finite."""
+
+
+class EncoderError(QuantError):
+    """An encoder name that is unknown, or that cannot encode the requested type."""

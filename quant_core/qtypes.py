@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gguf
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from .errors import UnknownTypeError
+from .errors import EncoderError, UnknownTypeError
 
 QK_K: int = gguf.QK_K
 """Elements per super-block (256): the K-quants, the lattice i-quants, IQ4_XS, TQ1_0 and TQ2_0."""
@@ -127,6 +127,33 @@ def qtype(name: str | QType | GGMLQuantizationType) -> QType:
     except KeyError:
         known = ", ".join(QTYPES)
         raise UnknownTypeError(f"unknown tensor type {name!r} (known: {known})") from None
+
+
+ENCODERS: tuple[str, ...] = ("ggml", "hqq")
+"""How a type's blocks can be chosen. "ggml": llama-quantize's own searches (byte-identical, the
+default). "hqq": HQQ's proximal optimiser of each group's affine scale and zero, written as
+ordinary blocks of the same type (llama.cpp loads them unchanged; the bytes differ)."""
+
+HQQ_TYPES: frozenset[str] = frozenset({"Q4_1", "Q5_1", "Q2_K", "Q4_K", "Q5_K"})
+"""The types whose blocks are affine (a scale and a min per group), which HQQ can encode."""
+
+
+def encoders_for(name: str | QType) -> tuple[str, ...]:
+    """The encoders that can write type ``name``: ("ggml", "hqq") for :data:`HQQ_TYPES`, else ("ggml",)."""
+    qt = qtype(name)
+    return ENCODERS if qt.name in HQQ_TYPES else ENCODERS[:1]
+
+
+def check_encoder(name: str | QType, encoder: str) -> str:
+    """The encoder's canonical name (lower case) if it can write type ``name``; else EncoderError."""
+    qt = qtype(name)
+    key = str(encoder).strip().lower()
+    if key not in ENCODERS:
+        raise EncoderError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
+    if key not in encoders_for(qt):
+        hqq = ", ".join(n for n in QTYPES if n in HQQ_TYPES)
+        raise EncoderError(f"the {key} encoder cannot write {qt.name} (it writes {hqq})")
+    return key
 
 
 def is_float_type(name: str) -> bool:

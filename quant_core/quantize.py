@@ -10,10 +10,10 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import ImatrixError, NonFiniteError, ShapeError, UnsupportedTypeError
-from .kernels import DEQUANTIZERS, QUANTIZERS
+from .kernels import DEQUANTIZERS, ENCODER_QUANTIZERS
 from .kernels._common import NO_IMATRIX, first_nonfinite
 from .kernels.floats import copy_f32_checked
-from .qtypes import QType, qtype
+from .qtypes import QType, check_encoder, qtype
 
 
 def quantize(
@@ -21,6 +21,7 @@ def quantize(
     type_name: str | QType,
     imatrix: npt.ArrayLike | None = None,
     threads: int | None = None,
+    encoder: str = "ggml",
 ) -> npt.NDArray[np.uint8]:
     """Quantize rows of float32 weights exactly as ggml's ``ggml_quantize_chunk`` does.
 
@@ -31,6 +32,11 @@ def quantize(
     type_name : ggml type name, case-insensitive ("Q4_K", "q4_k", "iq4_xs", "bf16").
     imatrix : None, or float32[n_per_row] importance values as llama-quantize passes them.
     threads : number of threads (None: every core). The bytes do not depend on it.
+    encoder : "ggml" (default): ggml's own search, byte-identical to llama-quantize. "hqq":
+        HQQ's proximal optimiser chooses each group's scale and min, for the types of
+        ``qtypes.HQQ_TYPES`` (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K); the blocks are ordinary blocks of
+        the type, decoded unchanged by llama.cpp, but not the bytes llama-quantize writes. With
+        an importance matrix, HQQ weighs each column by it (see ``kernels.hqq_affine``).
 
     Returns
     -------
@@ -39,12 +45,13 @@ def quantize(
     Raises
     ------
     QuantError subclasses with a one-line message for an unknown or unsupported type, a row
-    length not divisible by the block size, non-finite weights, or a bad importance matrix.
+    length not divisible by the block size, non-finite weights, a bad importance matrix, or
+    an encoder that is unknown or cannot write the type (EncoderError).
     """
     qt = qtype(type_name)
-    kernel = QUANTIZERS.get(qt.name)
+    kernel = ENCODER_QUANTIZERS.get(check_encoder(qt, encoder), {}).get(qt.name)
     if kernel is None:
-        raise UnsupportedTypeError(f"quantizing to {qt.name} is not supported")
+        raise UnsupportedTypeError(f"quantizing to {qt.name} with the {encoder} encoder is not supported")
     rows = _as_rows(x)
     n_per_row = rows.shape[1]
     _check_row_length(qt, n_per_row)

@@ -34,6 +34,10 @@ MXFP4    fp4       fp4
 NVFP4    fp4       fp4
 =======  ========  ==========
 
+The HQQ encoder (``hqq_affine``) writes Q4_1, Q5_1, Q2_K, Q4_K and Q5_K blocks with HQQ's
+scales and mins; it registers under ``registry.ENCODER_QUANTIZERS["hqq"]`` and its output is
+decoded by the dequantizers above.
+
 Shared helpers (private modules): ``_common`` (bit casts, fp16/bf16 rounding, the jit options
 ``JIT`` / ``JIT_PARALLEL``), ``_rows`` (row drivers), ``_simd`` (vector block reductions),
 ``_kq_affine`` / ``_kq_affine_batch`` / ``_kq_symmetric`` / ``_kq_codes`` (K-quant scale
@@ -47,10 +51,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .registry import DEQUANTIZERS, QUANTIZERS, kernel_map
+from .registry import DEQUANTIZERS, ENCODER_QUANTIZERS, QUANTIZERS, kernel_map
 
 for _info in pkgutil.iter_modules(__path__):
     if not _info.name.startswith("_") and _info.name != "registry":
         importlib.import_module(f"{__name__}.{_info.name}")
 
-__all__ = ["DEQUANTIZERS", "QUANTIZERS", "kernel_map"]
+__all__ = ["DEQUANTIZERS", "ENCODER_QUANTIZERS", "QUANTIZERS", "kernel_map"]

@@ -25,6 +25,11 @@ QUANTIZER_MODULES: dict[str, str] = {}
 """Type name -> short name of the module defining its quantizer (``"kq_4_5"`` for Q4_K)."""
 DEQUANTIZER_MODULES: dict[str, str] = {}
 """Type name -> short name of the module defining its dequantizer."""
+ENCODER_QUANTIZERS: dict[str, dict[str, Callable]] = {"ggml": QUANTIZERS}
+"""Encoder name -> type name -> quantizer. "ggml" is :data:`QUANTIZERS` itself; other encoders
+(see ``qtypes.ENCODERS``) write the same block layout with their own choice of scales, and are
+decoded by the type's one dequantizer."""
+ENCODER_QUANTIZER_MODULES: dict[str, dict[str, str]] = {"ggml": QUANTIZER_MODULES}
 
 
 def _register(name: str, fn: Callable, kernels: dict[str, Callable], modules: dict[str, str]) -> None:
@@ -39,6 +44,17 @@ def quantizer(name: str) -> Callable[[Callable], Callable]:
 
     def register(fn: Callable) -> Callable:
         _register(name, fn, QUANTIZERS, QUANTIZER_MODULES)
+        return fn
+
+    return register
+
+
+def encoder_quantizer(encoder: str, name: str) -> Callable[[Callable], Callable]:
+    """Decorator registering ``fn`` as encoder ``encoder``'s quantizer of type ``name``."""
+
+    def register(fn: Callable) -> Callable:
+        kernels = ENCODER_QUANTIZERS.setdefault(encoder, {})
+        _register(name, fn, kernels, ENCODER_QUANTIZER_MODULES.setdefault(encoder, {}))
         return fn
 
     return register
