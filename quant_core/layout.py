@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from gguf import GGUFValueType
 
+from .encoders import encoder_metadata
 from .model import MetaField, Model
 from .plan import Plan, PlanError
 
@@ -114,6 +115,8 @@ def output_metadata(model: Model, plan: Plan, imatrix_keys: list[MetaField] | No
         put(f)
     if plan.pruned_block_count is not None:
         put(MetaField(f"{model.arch}.block_count", plan.pruned_block_count, GGUFValueType.UINT32))
+    for f in encoder_metadata(plan):  # ours, only when some tensor is HQQ-encoded
+        put(f)
     return fields
 
 

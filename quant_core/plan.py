@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from . import reasons
+from .encoders import resolve_encoders
 from .errors import QuantError
 from .ftypes import FileType, file_type
 from .model import Model, TensorInfo, tensor_layer
@@ -74,7 +75,11 @@ _FALLBACK = {
 
 @dataclass(frozen=True)
 class QuantOptions:
-    """llama-quantize's options, with its meaning. Types are ggml names in upper case."""
+    """llama-quantize's options, with its meaning. Types are ggml names in upper case.
+
+    ``encoder``, ``tensor_encoders`` (``PATTERN=ENCODER`` rules) and ``encoders`` (per tensor
+    name) are ours: which encoder writes the blocks (see :mod:`quant_core.encoders`).
+    """
 
     preset: str = "Q4_K_M"
     tensor_types: tuple[tuple[str, str], ...] = ()
@@ -88,6 +93,9 @@ class QuantOptions:
     exclude_weights: tuple[str, ...] = ()
     override_kv: tuple[str, ...] = ()
     prune_layers: tuple[int, ...] = ()
+    encoder: str = "ggml"
+    tensor_encoders: tuple[tuple[str, str], ...] = ()
+    encoders: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,8 @@ class TensorPlan:
     """The decision for one tensor of the output file.
 
     ``why`` says where ``type`` comes from (read its ``kind``); ``preset_why`` is the same for
-    ``preset_type``, the type without explicit choices.
+    ``preset_type``, the type without explicit choices. ``encoder`` ("ggml" or "hqq") writes
+    the blocks; ``encoder_why`` says why, in words.
     """
 
     name: str
@@ -106,6 +115,8 @@ class TensorPlan:
     preset_why: Reason
     quantizable: bool
     requires_imatrix: bool
+    encoder: str = "ggml"
+    encoder_why: str = "default"
 
     @property
     def reason(self) -> str:
@@ -281,7 +292,7 @@ def with_explicit(plan: Plan, explicit: Mapping[str, str], auto_mixed: Collectio
         needs = _requires_imatrix(tp.name, chosen, plan.file_type.name)
         why = reasons.AUTO_MIX if tp.name in auto_mixed else reasons.EXPLICIT
         out.append(replace(tp, type=chosen, why=why, requires_imatrix=needs))
-    return replace(plan, tensors=tuple(out), explicit=dict(explicit))
+    return resolve_encoders(replace(plan, tensors=tuple(out), explicit=dict(explicit)))
 
 
 def type_problem(tp: TensorPlan, type_name: str, has_importance: bool | None = None) -> str | None:

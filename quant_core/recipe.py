@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .compact_rules import compact_rules
+from .encoders import identity_note, parse_encoder, parse_tensor_encoder
 from .errors import QuantError
 from .ftypes import file_type
 from .inputs import decode_utf8, read_input_text
@@ -24,7 +25,9 @@ from .model import Model
 from .plan import Plan, QuantOptions, parse_tensor_type, parse_type
 
 RECIPE_FORMAT = "quant-explorer-recipe"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
+"""Version 2 adds the encoder options; a recipe without them is still written as version 1."""
+_ENCODER_OPTIONS = ("encoder", "tensor_encoders", "encoders")
 
 
 class RecipeError(QuantError):
@@ -41,9 +44,15 @@ class Recipe:
     def to_json(self) -> str:
         opts = asdict(self.options)
         opts["tensor_types"] = [f"{p}={t}" for p, t in self.options.tensor_types]
+        opts["tensor_encoders"] = [f"{p}={e}" for p, e in self.options.tensor_encoders]
+        opts["encoders"] = dict(sorted(self.options.encoders))
+        default = QuantOptions()
+        for name in _ENCODER_OPTIONS:  # unchanged files for recipes that keep ggml's encoder
+            if getattr(self.options, name) == getattr(default, name):
+                del opts[name]
         doc = {
             "format": RECIPE_FORMAT,
-            "version": RECIPE_VERSION,
+            "version": RECIPE_VERSION if any(n in opts for n in _ENCODER_OPTIONS) else 1,
             "options": opts,
             "explicit": dict(sorted(self.explicit.items())),
         }
@@ -181,6 +190,16 @@ def _override_kv(value: Any) -> tuple[str, ...]:
     return entries
 
 
+def _tensor_encoders(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(parse_tensor_encoder(e) for e in _strings(value))
+
+
+def _encoders(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise RecipeError(f"expected an object of tensor names and encoders, got {_describe(value)}")
+    return tuple(sorted((_unicode(name), parse_encoder(_string(e))) for name, e in value.items()))
+
+
 def _layers(value: Any) -> tuple[int, ...]:
     ok = isinstance(value, list) and all(
         isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in value
@@ -203,6 +222,9 @@ _OPTION_READERS: dict[str, Callable[[Any], Any]] = {
     "exclude_weights": _strings,
     "override_kv": _override_kv,
     "prune_layers": _layers,
+    "encoder": lambda v: parse_encoder(_string(v)),
+    "tensor_encoders": _tensor_encoders,
+    "encoders": _encoders,
 }
 
 
@@ -260,5 +282,11 @@ def _format_args(o: QuantOptions, input_path: str, output_path: str, nthreads: i
 def llama_quantize_command(
     model: Model, plan: Plan, input_path: str, output_path: str, nthreads: int | None = None
 ) -> str:
-    """The shell command line (``llama-quantize ...``) equivalent to this plan."""
-    return shlex.join(["llama-quantize", *llama_quantize_args(model, plan, input_path, output_path, nthreads)])
+    """The shell command line (``llama-quantize ...``) equivalent to this plan.
+
+    With HQQ-encoded tensors it is only equivalent in types and size: a ``#`` comment line
+    ahead of it says so (the shell ignores it when the text is pasted).
+    """
+    command = shlex.join(["llama-quantize", *llama_quantize_args(model, plan, input_path, output_path, nthreads)])
+    note = identity_note(plan)
+    return command if note is None else f"# {note}: llama-quantize cannot use the HQQ encoder\n{command}"
