@@ -269,10 +269,13 @@ def build_plan(
     return with_explicit(plan, explicit or {})
 
 
-def with_explicit(plan: Plan, explicit: Mapping[str, str], auto_mixed: Collection[str] = ()) -> Plan:
+def with_explicit(
+    plan: Plan, explicit: Mapping[str, str], auto_mixed: Collection[str] = (), why: Mapping[str, Reason] | None = None
+) -> Plan:
     """The plan with explicit per-tensor types on top (only the named tensors change).
 
     Names in ``auto_mixed`` were chosen by the auto-mix search: their reason kind is AUTO_MIX.
+    ``why`` gives other explicit types their own reason (a clone of a reference file).
     """
     explicit = {name: parse_type(t) for name, t in explicit.items()}
     names = {tp.name for tp in plan.tensors}
@@ -290,8 +293,8 @@ def with_explicit(plan: Plan, explicit: Mapping[str, str], auto_mixed: Collectio
         if problem:
             raise PlanError(f"{tp.name}: {problem}")
         needs = _requires_imatrix(tp.name, chosen, plan.file_type.name)
-        why = reasons.AUTO_MIX if tp.name in auto_mixed else reasons.EXPLICIT
-        out.append(replace(tp, type=chosen, why=why, requires_imatrix=needs))
+        reason = reasons.AUTO_MIX if tp.name in auto_mixed else (why or {}).get(tp.name, reasons.EXPLICIT)
+        out.append(replace(tp, type=chosen, why=reason, requires_imatrix=needs))
     return resolve_encoders(replace(plan, tensors=tuple(out), explicit=dict(explicit)))
 
 
@@ -348,6 +351,15 @@ def _choose(
         else:
             new_type, reason = mixture_type(ctx, ft.name, t, new_type, block_of)
     return _fallback(t, new_type, reason, block_of)
+
+
+def shape_fallback(t: TensorInfo, type_name: str, reason: Reason) -> tuple[str, Reason]:
+    """llama-quantize's fallback when ``t``'s row length cannot hold ``type_name``'s blocks.
+
+    Returns ``type_name`` and ``reason`` unchanged when it fits, else the fallback type and a
+    SHAPE_FALLBACK reason naming the wanted type.
+    """
+    return _fallback(t, type_name, reason, {name: q.block_size for name, q in QTYPES.items()})
 
 
 def _fallback(t: TensorInfo, new_type: str, reason: Reason, block_of: dict) -> tuple[str, Reason]:

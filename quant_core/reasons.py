@@ -30,6 +30,8 @@ class ReasonKind(Enum):
     """A per-tensor type chosen by hand (map, table or recipe)."""
     AUTO_MIX = "auto_mix"
     """A per-tensor type chosen by the automatic mix search for a budget."""
+    CLONED = "cloned"
+    """A per-tensor type copied from a reference GGUF's mix (``--like REF.gguf``)."""
     SHAPE_FALLBACK = "shape_fallback"
     """The row length is not a multiple of the wanted type's block: llama-quantize's fallback."""
     NOT_QUANTIZABLE = "not_quantizable"
@@ -65,6 +67,11 @@ def mixture(text: str) -> Reason:
 def preset_default(text: str = "preset default") -> Reason:
     """The preset's default type stands."""
     return Reason(ReasonKind.PRESET_DEFAULT, text)
+
+
+def cloned(reference: str) -> Reason:
+    """The type was copied from the counterpart tensor of the reference file ``reference``."""
+    return Reason(ReasonKind.CLONED, f"cloned from {reference}")
 
 
 def user_rule(pattern: str, type_name: str) -> Reason:

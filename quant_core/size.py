@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .layout import compute_layout
+from .layout import compute_layout, compute_split_layout
 from .model import MetaField, Model
 from .plan import Plan
+from .split import SplitSpec
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class SizeReport:
         return self.file_bytes / 1024**3
 
 
+def layer_key(name: str) -> str:
+    """The by-layer bucket of a tensor: its block number as text (``blk.N.``), or "other"."""
+    return name.split(".")[1] if name.startswith("blk.") else "other"
+
+
 def project_size(model: Model, plan: Plan, imatrix_keys: list[MetaField] | None = None) -> SizeReport:
     """Exact output size of exporting ``plan`` (the same layout the exporter writes)."""
     layout = compute_layout(model, plan, imatrix_keys)
@@ -54,8 +60,7 @@ def project_size(model: Model, plan: Plan, imatrix_keys: list[MetaField] | None 
     for tp in plan.tensors:
         n = tp.n_bytes
         by_tensor[tp.name] = n
-        layer = tp.name.split(".")[1] if tp.name.startswith("blk.") else "other"
-        by_layer[layer] += n
+        by_layer[layer_key(tp.name)] += n
         by_category[tp.source.category] += n
         by_type[tp.type] += n
         n_elements += tp.source.n_elements
@@ -71,3 +76,8 @@ def project_size(model: Model, plan: Plan, imatrix_keys: list[MetaField] | None 
         by_category=dict(by_category),
         by_type=dict(by_type),
     )
+
+
+def project_parts(model: Model, plan: Plan, spec: SplitSpec, imatrix_keys: list[MetaField] | None = None) -> list[int]:
+    """Exact size of every file of a split export, first part first (the layout export writes)."""
+    return [part.layout.file_bytes for part in compute_split_layout(model, plan, spec, imatrix_keys)]
