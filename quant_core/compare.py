@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .model import Model, ModelError, TensorInfo, open_model
+from .model import CATEGORIES, Model, ModelError, TensorInfo, open_model
 from .plan import Plan
 from .size import SizeReport, layer_key, project_size
 
@@ -323,5 +323,6 @@ def _totals(
 
 
 def _ordered(keys: Iterable[str]) -> list[str]:
-    """Layers in numeric order with "other" first; categories in name order."""
-    return sorted(keys, key=lambda k: (k != "other", int(k) if k.isdigit() else -1, k))
+    """Layers in numeric order after "other"; categories in llama.cpp's order (``CATEGORIES``)."""
+    rank = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted(keys, key=lambda k: (k.isdigit(), int(k) if k.isdigit() else rank.get(k, len(rank)), k))

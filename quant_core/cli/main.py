@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "bench",
     "warmup": "warmup_cmd",
     "sensitivity": "sensitivity_cmd",
+    "compare": "compare_cmd",
 }
 
 

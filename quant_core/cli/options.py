@@ -12,6 +12,7 @@ from ..inputs import read_input_text
 from ..model import MetaField, Model, open_model
 from ..plan import Plan, PlanError, QuantOptions, build_plan, parse_tensor_type, parse_type
 from ..recipe import Recipe
+from .like import add_like_option, apply_like, like_preset
 from .target import apply_target
 
 
@@ -57,6 +58,7 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
     ours = parser.add_argument_group("quant-explorer options")
     ours.add_argument("--recipe", metavar="FILE", help="start from a saved recipe (JSON)")
     ours.add_argument("--threads", type=int, metavar="N", help="threads for quantizing (default: all cores)")
+    add_like_option(ours)
 
 
 def _tensor_type_entries(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -118,11 +120,16 @@ def load_imatrix(options: QuantOptions) -> tuple[Any | None, list[MetaField]]:
 
 
 def open_and_plan(args: argparse.Namespace, preset: str | None) -> tuple[Model, Plan, Any | None, list[MetaField]]:
-    """Open the model, read the imatrix and resolve the plan from command-line arguments."""
+    """Open the model, read the imatrix and resolve the plan from command-line arguments.
+
+    Without a preset, ``--like`` gives the reference's file type; its mix is cloned onto the plan.
+    """
+    if preset is None and getattr(args, "like", None):
+        preset = like_preset(args)
     recipe = recipe_from_args(args, preset)
     model = open_model(args.input)
     imatrix, keys = load_imatrix(recipe.options)
-    plan = build_plan(model, recipe.options, recipe.explicit)
+    plan = apply_like(args, build_plan(model, recipe.options, recipe.explicit))
     plan = apply_target(args, model, plan, imatrix, keys)  # auto-mix, when a budget flag is given
     return model, plan, imatrix, keys
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import QuantError
 from ..size import project_size
 from .options import add_quant_options, open_and_plan
 from .report import print_plan_table
@@ -18,10 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("input", metavar="INPUT.gguf")
-    parser.add_argument("preset", metavar="PRESET")
+    parser.add_argument("preset", metavar="PRESET", nargs="?", help="llama-quantize preset (with --like: optional)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.preset is None and not args.like:
+        raise QuantError("PRESET is required (or --like REF.gguf)")
     model, plan, _imatrix, keys = open_and_plan(args, args.preset)
     size = project_size(model, plan, keys)
     if args.json:

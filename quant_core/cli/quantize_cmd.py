@@ -13,11 +13,12 @@ from ..export import ExportProgress, check_output_path, iter_export
 from ..ftypes import file_type
 from ..size import project_size
 from ..verify import verify_written
+from .like import like_preset
 from .options import add_quant_options, open_and_plan
 from .report import print_plan_table
 from .target import add_target_options
 
-HELP = "quantize a GGUF model like llama-quantize: INPUT [OUTPUT] PRESET [NTHREADS]"
+HELP = "quantize a GGUF model like llama-quantize: INPUT [OUTPUT] PRESET [NTHREADS] (PRESET optional with --like)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,17 +30,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _positionals(args: argparse.Namespace) -> tuple[str, str, str, int | None]:
     p = args.positionals
-    if len(p) < 2:
+    if len(p) < 2 and not (args.like and p):
         raise QuantError("usage: quantize [options] INPUT [OUTPUT] PRESET [NTHREADS]")
-    inp = p[0]
+    inp, out = p[0], None
     try:
-        preset = file_type(p[1]).name
-        out = str(Path(inp).parent / f"ggml-model-{preset}.gguf")
+        preset = file_type(p[1]).name if len(p) > 1 else like_preset(args)
         rest = p[2:]
     except QuantError:
-        if len(p) < 3:
+        if len(p) < 2 or (len(p) < 3 and not args.like):
             raise
-        out, preset, rest = p[1], file_type(p[2]).name, p[3:]
+        out = p[1]  # with --like, INPUT OUTPUT alone takes the reference's file type
+        preset, rest = (file_type(p[2]).name, p[3:]) if len(p) > 2 else (like_preset(args), [])
+    out = out or str(Path(inp).parent / f"ggml-model-{preset}.gguf")
     if len(rest) > 1:
         raise QuantError(f"unexpected argument {rest[1]!r}")
     threads = None
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     inp, out, preset, threads = _positionals(args)
     args.input = inp
     if not args.dry_run:  # before any work: the output may not be a device, FIFO or any input
-        check_output_path(inp, out, (args.imatrix, args.recipe, args.tensor_type_file))
+        check_output_path(inp, out, (args.imatrix, args.recipe, args.tensor_type_file, args.like))
     model, plan, imatrix, keys = open_and_plan(args, preset)
     size = project_size(model, plan, keys)
     if args.dry_run:
