@@ -241,7 +241,7 @@ def _tensor_chunks(
             first = m * rows_per_matrix + r0
             rows = model.rows_f32(tp.source.name, slice(first, min(first + chunk_rows, (m + 1) * rows_per_matrix)))
             try:
-                q = quantize(rows, tp.type, imatrix=qw, threads=threads)
+                q = quantize(rows, tp.type, imatrix=qw, threads=threads, encoder=tp.encoder)
             except QuantError as err:
                 raise ExportError(f"{tp.source.name}: {err}") from None
             fout.write(q.tobytes())

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
+from ..encoders import parse_encoder, parse_tensor_encoder
 from ..errors import QuantError
 from ..ftypes import file_type
 from ..inputs import read_input_text
@@ -58,6 +59,19 @@ def add_quant_options(parser: argparse.ArgumentParser) -> None:
     ours = parser.add_argument_group("quant-explorer options")
     ours.add_argument("--recipe", metavar="FILE", help="start from a saved recipe (JSON)")
     ours.add_argument("--threads", type=int, metavar="N", help="threads for quantizing (default: all cores)")
+    ours.add_argument(
+        "--encoder",
+        metavar="ENCODER",
+        help="ggml (default, byte-identical to llama-quantize) or hqq: HQQ's optimiser for the tensors "
+        "whose type it can encode (Q4_1, Q5_1, Q2_K, Q4_K, Q5_K); same types and size",
+    )
+    ours.add_argument(
+        "--tensor-encoder",
+        action="append",
+        default=[],
+        metavar="PATTERN=ENCODER",
+        help="regex over tensor names and an encoder; first match wins, before --encoder (repeatable)",
+    )
     add_like_option(ours)
 
 
@@ -107,6 +121,10 @@ def recipe_from_args(args: argparse.Namespace, preset: str | None) -> Recipe:
         changes["exclude_weights"] = tuple(args.exclude_weights)
     if args.prune_layers:
         changes["prune_layers"] = _prune(args.prune_layers)
+    if getattr(args, "encoder", None):
+        changes["encoder"] = parse_encoder(args.encoder, "--encoder")
+    if getattr(args, "tensor_encoder", None):  # ahead of the recipe's rules: first match wins
+        changes["tensor_encoders"] = tuple(parse_tensor_encoder(e) for e in args.tensor_encoder) + o.tensor_encoders
     return Recipe(options=replace(o, **changes), explicit=recipe.explicit)
 
 

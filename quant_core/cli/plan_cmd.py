@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..encoders import identity_note
 from ..errors import QuantError
 from ..size import project_size
 from .options import add_quant_options, open_and_plan
@@ -31,8 +32,17 @@ def run(args: argparse.Namespace) -> int:
         doc = {
             "file_bytes": size.file_bytes,
             "bpw": size.bpw,
+            "byte_identical_to_llama_quantize": identity_note(plan) is None,
             "tensors": [
-                {"name": tp.name, "type": tp.type, "bytes": tp.n_bytes, **tp.why.as_json()} for tp in plan.tensors
+                {
+                    "name": tp.name,
+                    "type": tp.type,
+                    "bytes": tp.n_bytes,
+                    **tp.why.as_json(),
+                    "encoder": tp.encoder,
+                    "encoder_reason": tp.encoder_why,
+                }
+                for tp in plan.tensors
             ],
         }
         print(json.dumps(doc))

@@ -8,6 +8,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
+from ..encoders import identity_note
 from ..errors import QuantError
 from ..export import ExportProgress, check_output_path, iter_export
 from ..ftypes import file_type
@@ -90,4 +91,7 @@ def run(args: argparse.Namespace) -> int:
     written = Path(out).stat().st_size
     print(f"wrote {out}: {written} bytes ({written / 1024**2:.2f} MiB, {size.bpw:.2f} BPW) in {elapsed:.1f} s")
     print(verify_written(out, plan, size.file_bytes).summary())
+    note = identity_note(plan)
+    if note:
+        print(f"note: {note}")
     return 0

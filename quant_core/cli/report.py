@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..encoders import HQQ, identity_note
 from ..plan import Plan
 from ..reasons import ReasonKind
 from ..size import SizeReport
@@ -14,7 +15,7 @@ def print_plan_table(plan: Plan, size: SizeReport) -> None:
         shape = ", ".join(str(d) for d in tp.source.shape)
         print(
             f"{tp.name:<{width}}  [{shape:>16}]  {tp.source.src_type:>6} -> {tp.type:<7} "
-            f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}"
+            f"{tp.n_bytes / 1024**2:9.3f} MiB  {tp.reason}" + (" [HQQ-encoded]" if tp.encoder == HQQ else "")
         )
     print(
         f"preset {plan.file_type.name}: {size.tensor_bytes / 1024**2:.2f} MiB of tensors "
@@ -23,6 +24,9 @@ def print_plan_table(plan: Plan, size: SizeReport) -> None:
     fallbacks = sum(1 for tp in plan.tensors if tp.why.kind is ReasonKind.SHAPE_FALLBACK)
     if fallbacks:
         print(f"{fallbacks} tensor(s) required fallback quantization")
+    note = identity_note(plan)
+    if note:
+        print(f"note: {note}")
     missing = [tp.name for tp in plan.tensors if tp.requires_imatrix and not plan.has_imatrix]
     if missing:
         print(f"warning: {len(missing)} tensor(s) need an importance matrix (first: {missing[0]})")

@@ -20,10 +20,12 @@ def test_plan_json(small_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None
     model = open_model(small_gguf)
     opts = QuantOptions(preset="Q4_K_M", tensor_types=(("attn_q", "Q8_0"),))
     assert doc["file_bytes"] == project_size(model, build_plan(model, opts)).file_bytes
-    assert set(doc) == {"file_bytes", "bpw", "tensors"}
+    assert set(doc) == {"file_bytes", "bpw", "byte_identical_to_llama_quantize", "tensors"}
+    assert doc["byte_identical_to_llama_quantize"] is True
     entry = next(t for t in doc["tensors"] if t["name"] == "blk.0.attn_q.weight")
     assert entry["type"] == "Q8_0" and entry["reason_kind"] == "user_rule" and "attn_q" in entry["reason"]
-    assert all(set(t) == {"name", "type", "bytes", "reason", "reason_kind"} for t in doc["tensors"])
+    keys = {"name", "type", "bytes", "reason", "reason_kind", "encoder", "encoder_reason"}
+    assert all(set(t) == keys and t["encoder"] == "ggml" for t in doc["tensors"])
     assert all(t["type"] == t["type"].upper() for t in doc["tensors"])
 
 
