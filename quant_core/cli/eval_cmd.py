@@ -4,7 +4,8 @@
     eval BASE.gguf --preset PRESET [llama-quantize options] [--text FILE] ... [--json]
 
 The second form measures a plan (preset, options, ``--recipe``) through a temporary file that is
-deleted afterwards.
+deleted afterwards. ``--speed`` adds the prompt and generation speed of the same file, measured
+as llama-bench does (``--speed-prompt``, ``--speed-gen``, ``--speed-reps``, ``--speed-threads``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from pathlib import Path
 from ..assets import DEMO_EVAL_TEXT
 from ..errors import QuantError
 from ..inputs import read_input_head
-from ..quality import QualityProgress, QualityReport, iter_plan_quality, iter_quality, read_text_file
+from ..quality import (
+    QualityProgress,
+    QualityReport,
+    SpeedReport,
+    iter_plan_quality,
+    iter_plan_speed,
+    iter_quality,
+    iter_speed,
+    read_text_file,
+)
 from .options import add_quant_options, open_and_plan
+from .speed_options import add_speed_options, speed_settings, speed_summary
 from .target import add_target_options
 
 HELP = "measure a quantization against its base model: KL divergence, perplexity, same top token"
@@ -42,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="llama-perplexity base log-prob file: read if it exists, else written",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    speed = parser.add_argument_group("speed (with --speed, as llama-bench)")
+    speed.add_argument("--speed", action="store_true", help="also measure prompt and generation tokens/s")
+    add_speed_options(speed, short=False)
     add_quant_options(parser)
     add_target_options(parser, ctx_flag="--target-ctx")  # --ctx is the evaluation's context here
 
@@ -52,25 +66,40 @@ def _text(args: argparse.Namespace) -> tuple[Path, bytes]:
     return path, read_text_file(path)
 
 
-def _measurements(args: argparse.Namespace, text: bytes) -> Iterator[QualityProgress | QualityReport]:
+Item = QualityProgress | QualityReport | SpeedReport
+
+
+def _measurements(args: argparse.Namespace, text: bytes) -> Iterator[Item]:
     if args.candidate and args.preset:
         raise QuantError("give either CANDIDATE.gguf or --preset, not both")
     if args.ctx <= 0:
         raise QuantError(f"--ctx must be positive, got {args.ctx}")
     common = {"n_ctx": args.ctx, "chunks": args.chunks, "threads": args.threads, "base_file": args.base_file}
+    speed = speed_settings(args) if args.speed else None
     if args.candidate:
-        return iter_quality(args.base, args.candidate, text, **common)
+        if speed is None:
+            return iter_quality(args.base, args.candidate, text, **common)
+        return _chain(iter_quality(args.base, args.candidate, text, **common), iter_speed(args.candidate, speed))
     if not (args.preset or args.recipe):
         raise QuantError("give CANDIDATE.gguf, or --preset PRESET (or --recipe) to measure a plan")
     args.input = args.base
     model, plan, imatrix, keys = open_and_plan(args, args.preset)
-    return iter_plan_quality(model, plan, text, imatrix, keys, **common)
+    if speed is None:
+        return iter_plan_quality(model, plan, text, imatrix, keys, **common)
+    return iter_plan_speed(model, plan, speed, imatrix, keys, text=text, **common)
+
+
+def _chain(*parts: Iterator[Item]) -> Iterator[Item]:
+    """One measurement after another; closing the chain closes the part under way."""
+    for part in parts:
+        with closing(part):
+            yield from part
 
 
 def _show_progress(p: QualityProgress, tty: bool, last_stage: list[str]) -> None:
-    names = {"base": "base model", "candidate": "candidate", "export": "export"}
+    names = {"base": "base model", "candidate": "candidate", "export": "export", "pp": "prompt", "tg": "generation"}
     if tty:
-        unit = "chunks" if p.stage != "export" else "bytes"
+        unit = {"export": "bytes", "pp": "runs", "tg": "runs"}.get(p.stage, "chunks")
         print(
             f"\r{names[p.stage]:>10}: {100 * p.fraction:5.1f}% ({p.done:.0f}/{p.total:.0f} {unit})   ",
             end="",
@@ -86,16 +115,19 @@ def run(args: argparse.Namespace) -> int:
     text_path, text = _text(args)
     tty = sys.stderr.isatty()
     report: QualityReport | None = None
+    speed: SpeedReport | None = None
     last: list[str] = []
     with closing(_measurements(args, text)) as items:
         for item in items:
             if isinstance(item, QualityReport):
                 report = item
+            elif isinstance(item, SpeedReport):
+                speed = item
             else:
                 _show_progress(item, tty, last)
     if tty and last:
         print(file=sys.stderr)
-    if report is None:
+    if report is None or (args.speed and speed is None):
         raise QuantError("the measurement produced no report")
     if args.json:
         doc = {
@@ -103,10 +135,14 @@ def run(args: argparse.Namespace) -> int:
             "candidate": args.candidate or f"plan {args.preset or args.recipe}",
             "text": str(text_path),
             **report.as_json(),
+            **(speed.as_json() if speed else {}),
         }
         print(json.dumps(doc))
     else:
         print_report(report)
+        if speed is not None:
+            print("\n====== Speed (llama-bench) ======")
+            print(speed_summary(speed))
     return 0
 
 

@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "stats": "stats_cmd",
     "eval": "eval_cmd",
     "bench": "bench",
+    "bench-model": "bench_model_cmd",
     "warmup": "warmup_cmd",
     "sensitivity": "sensitivity_cmd",
     "compare": "compare_cmd",
