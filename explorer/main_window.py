@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from .dialogs.export_dialog import ExportDialog
+from .panels.compare_panel import ComparePanel
 from .panels.error_overview import ErrorOverview
 from .panels.inspector import Inspector
 from .panels.mix_map import MixMap
@@ -93,6 +94,10 @@ class MainWindow(QMainWindow):
         self.docks["Target"] = self._dock("Target", self.target_panel, Qt.LeftDockWidgetArea)
         self.splitDockWidget(self.docks["Plan"], self.docks["Target"], Qt.Vertical)
         self.target_panel.curve_changed.connect(self.quality_panel.set_prediction)
+        self.compare_panel = ComparePanel(s)
+        self.docks["Compare"] = self._dock("Compare", self.compare_panel, Qt.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Quality"], self.docks["Compare"])
+        self.docks["Compare"].hide()  # shown by File ▸ Compare with…
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -136,6 +141,14 @@ class MainWindow(QMainWindow):
             "Save preset, rules and per-tensor choices as JSON",
         )
         file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        self.compare_action = self._action(
+            "&Compare with…",
+            self.compare_dialog,
+            None,
+            "Open a second GGUF beside the model: compare and clone its mix",
+        )
+        file_menu.addAction(self.compare_action)
         file_menu.addSeparator()
         self.export_action = self._action("&Export GGUF…", self.export_dialog, "Ctrl+E", "Quantize and write the GGUF")
         file_menu.addAction(self.export_action)
@@ -269,6 +282,17 @@ class MainWindow(QMainWindow):
             self.session.undo_stack.setClean()
             self.status_label.setText(f"Saved recipe {path}")
 
+    def compare_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Compare with", self._last_dir(), GGUF_FILTER)
+        if path:
+            self.compare_with(path)
+
+    def compare_with(self, path: str | Path) -> None:
+        """Show the Compare panel and open ``path`` there as the reference (File ▸ Compare with…, Shift+drop)."""
+        self.docks["Compare"].show()
+        self.docks["Compare"].raise_()
+        self.compare_panel.open_reference(path)
+
     def export_dialog(self) -> None:
         if self.session.model is not None:
             ExportDialog(self.session, self).exec()
@@ -322,7 +346,10 @@ class MainWindow(QMainWindow):
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
         for url in event.mimeData().urls():
-            self.open_dropped(url.toLocalFile())
+            if event.modifiers() & Qt.ShiftModifier:  # Shift+drop: a reference to compare with
+                self.compare_with(url.toLocalFile())
+            else:
+                self.open_dropped(url.toLocalFile())
             break
 
     def open_dropped(self, path: str) -> None:
@@ -382,6 +409,7 @@ class MainWindow(QMainWindow):
             return
         self.sensitivity_view.shutdown()
         self.target_panel.shutdown()
+        self.compare_panel.shutdown()
         self.session.quality.shutdown()
         self.session.shutdown()
         super().closeEvent(event)

@@ -16,6 +16,7 @@ from quant_core.imatrix import Imatrix, has_importance
 from quant_core.model import MetaField, Model
 from quant_core.plan import Plan, QuantOptions, type_problem
 from quant_core.qtypes import is_float_type
+from quant_core.reasons import Reason
 from quant_core.size import SizeReport
 
 ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, exclude filters
@@ -25,12 +26,14 @@ ImatrixKey = tuple[str, tuple[str, ...], tuple[str, ...]]  # path, include, excl
 class PlanState:
     """What the user decides: llama-quantize options plus explicit per-tensor types.
 
-    ``auto_mixed`` names the explicit types an auto-mix chose (reason kind AUTO_MIX, not pinned).
+    ``auto_mixed`` names the explicit types an auto-mix chose (reason kind AUTO_MIX, not pinned);
+    ``why`` gives other explicit types their own reason (a mix cloned from a reference file).
     """
 
     options: QuantOptions
     explicit: tuple[tuple[str, str], ...] = ()
     auto_mixed: tuple[str, ...] = ()
+    why: tuple[tuple[str, Reason], ...] = ()
 
     @property
     def explicit_map(self) -> dict[str, str]:
@@ -56,12 +59,14 @@ class PlanState:
             else:
                 skipped.append(f"{name} ({problem})")
         auto = tuple(n for n in self.auto_mixed if n not in set(applied))
-        return replace(self, explicit=tuple(sorted(explicit.items())), auto_mixed=auto), applied, skipped
+        why = tuple((n, r) for n, r in self.why if n not in set(applied))
+        return replace(self, explicit=tuple(sorted(explicit.items())), auto_mixed=auto, why=why), applied, skipped
 
     def without_types(self, names: Iterable[str]) -> PlanState:
         """This state with the named tensors back to what the preset and rules decide."""
         drop = set(names)
-        return replace(self, explicit=tuple((n, t) for n, t in self.explicit if n not in drop))
+        why = tuple((n, r) for n, r in self.why if n not in drop)
+        return replace(self, explicit=tuple((n, t) for n, t in self.explicit if n not in drop), why=why)
 
 
 def initial_state(model: Model) -> PlanState:

@@ -165,8 +165,8 @@ class ExplorerSession(QObject):
         if imatrix is not None:
             check_imatrix_fits(self.model, imatrix)  # another model's matrix is refused, not applied
         plan = build_plan(self.model, state.options, state.explicit_map, has_imatrix=imatrix is not None)
-        if state.auto_mixed:
-            plan = with_explicit(plan, state.explicit_map, auto_mixed=state.auto_mixed)
+        if state.auto_mixed or state.why:
+            plan = with_explicit(plan, state.explicit_map, auto_mixed=state.auto_mixed, why=dict(state.why))
         return ResolvedState(state, imatrix, keys, plan, project_size(self.model, plan, keys))
 
     def set_preset(self, preset: str) -> bool:

@@ -29,8 +29,8 @@ def ordered_types() -> list[str]:
 
 
 def is_explicit(tp: TensorPlan) -> bool:
-    """The type was chosen for this tensor: by hand (map, table or recipe) or by an auto-mix."""
-    return tp.why.kind is ReasonKind.EXPLICIT or tp.why.kind is ReasonKind.AUTO_MIX
+    """The type was chosen for this tensor: by hand (map, table or recipe), by an auto-mix or a clone."""
+    return tp.why.kind in (ReasonKind.EXPLICIT, ReasonKind.AUTO_MIX, ReasonKind.CLONED)
 
 
 def is_auto_mixed(tp: TensorPlan) -> bool:
