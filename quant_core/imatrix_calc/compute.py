@@ -132,6 +132,7 @@ def _write(collector: Collector, out: Path, fmt: str, n_ctx: int, dataset: str) 
     sums, counts = collector.file_tables()
     chunks = collector.chunk_count(n_ctx)
     try:
+        os.chmod(partial, 0o666 & ~_umask())  # mkstemp made it private; a finished file is not
         if fmt == "dat":
             write_imatrix_dat(partial, sums, counts, n_ctx, chunks, dataset)
         else:
@@ -142,6 +143,12 @@ def _write(collector: Collector, out: Path, fmt: str, n_ctx: int, dataset: str) 
     finally:
         with suppress(OSError):
             partial.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class _Runner:
