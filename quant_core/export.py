@@ -22,12 +22,13 @@ from .errors import QuantError
 from .imatrix import Imatrix, tensor_importance
 from .inputs import not_regular_reason, os_reason
 from .kernels import DEQUANTIZERS, QUANTIZERS
-from .layout import Layout, compute_layout, output_dims
+from .layout import Layout, compute_layout, compute_split_layout, output_dims
 from .model import MetaField, Model
 from .partial_files import create_partial, name_max, sweep_partials
 from .plan import Plan, TensorPlan
 from .qtypes import is_float_type
 from .quantize import quantize
+from .split import SplitSpec, part_paths
 
 CHUNK_ELEMENTS = 16 * 1024 * 1024  # float32 elements converted at once (64 MiB)
 
@@ -132,31 +133,82 @@ def iter_export(
     imatrix: Imatrix | None = None,
     threads: int | None = None,
     imatrix_keys: list[MetaField] | None = None,
+    split: SplitSpec | None = None,
 ) -> Iterator[ExportProgress]:
-    """Write the planned GGUF to ``out_path``, yielding progress after every chunk."""
-    inputs = (plan.options.imatrix, imatrix.path if imatrix is not None else None)
+    """Write the planned GGUF to ``out_path``, yielding progress after every chunk.
+
+    With ``split``, the parts ``NAME-00001-of-0000N.gguf`` are written next to ``out_path``
+    (``NAME.gguf``) in llama-gguf-split's format; every part is renamed into place only once
+    all are complete.
+    """
+    inputs = (plan.options.imatrix, imatrix.path if imatrix is not None else None, *model_paths(model)[1:])
     out = check_output_path(model.path, out_path, inputs)
     check_export(model, plan, out, imatrix)
-    layout = compute_layout(model, plan, imatrix_keys)
+    files = _output_files(model, plan, out, imatrix_keys, split, inputs)
     sweep_partials(out.parent)
-    try:
-        tmp = create_partial(out)
-    except OSError as err:
-        raise ExportError(_os_message(err, out)) from None
+    tmps: list[Path] = []
+    counter = _Counter(len(plan.tensors), sum(tp.n_bytes for tp in plan.tensors))
     completed = False
+    target = out
     try:
-        yield from _write(model, plan, layout, tmp, imatrix, threads)
-        written = tmp.stat().st_size
-        if written != layout.file_bytes:
-            raise ExportError(f"internal error: wrote {written} bytes, expected {layout.file_bytes}")
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
+        for target, _, _ in files:
+            tmps.append(create_partial(target))
+        for tmp, (path, layout, tensors) in zip(tmps, files, strict=True):
+            target = path  # named in an error message
+            yield from _write(model, layout, tensors, tmp, imatrix, threads, counter)
+            written = tmp.stat().st_size
+            if written != layout.file_bytes:
+                raise ExportError(f"internal error: wrote {written} bytes, expected {layout.file_bytes}")
+        for tmp, (target, _, _) in zip(tmps, files, strict=True):
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
         completed = True
     except OSError as err:
-        raise ExportError(_os_message(err, out) + _remove_partial(tmp)) from None
+        raise ExportError(_os_message(err, target) + "".join(_remove_partial(t) for t in tmps)) from None
     finally:
         if not completed:
-            _remove_partial(tmp)
+            for tmp in tmps:
+                _remove_partial(tmp)
+    yield counter.progress("", done=True)
+
+
+def _output_files(
+    model: Model,
+    plan: Plan,
+    out: Path,
+    imatrix_keys: list[MetaField] | None,
+    split: SplitSpec | None,
+    inputs: tuple[str | Path | None, ...],
+) -> list[tuple[Path, Layout, Sequence[TensorPlan]]]:
+    """(path, layout, tensors) of every file the export writes."""
+    if split is None:
+        return [(out, compute_layout(model, plan, imatrix_keys), plan.tensors)]
+    parts = compute_split_layout(model, plan, split, imatrix_keys)
+    paths = part_paths(out, len(parts))
+    for path in paths:
+        check_output_path(model.path, path, inputs)
+    return [
+        (path, part.layout, plan.tensors[part.tensors.start : part.tensors.stop])
+        for path, part in zip(paths, parts, strict=True)
+    ]
+
+
+def model_paths(model: Model) -> tuple[Path, ...]:
+    """Every file the model reads from (its parts, for a split model)."""
+    return model.part_paths or (model.path,)
+
+
+class _Counter:
+    """Progress over all the files of one export."""
+
+    def __init__(self, n_tensors: int, total: int) -> None:
+        self.n_tensors, self.total = n_tensors, total
+        self.index = self.done = 0
+        self.start = time.perf_counter()
+
+    def progress(self, name: str, done: bool = False) -> ExportProgress:
+        elapsed = time.perf_counter() - self.start
+        return ExportProgress(self.index, self.n_tensors, name, self.done, self.total, elapsed, done)
 
 
 def _remove_partial(tmp: Path) -> str:
@@ -187,12 +239,18 @@ def _os_message(err: OSError, out: Path) -> str:
 
 
 def _write(
-    model: Model, plan: Plan, layout: Layout, tmp: Path, imatrix: Imatrix | None, threads: int | None
+    model: Model,
+    layout: Layout,
+    tensors: Sequence[TensorPlan],
+    tmp: Path,
+    imatrix: Imatrix | None,
+    threads: int | None,
+    counter: _Counter,
 ) -> Iterator[ExportProgress]:
     writer = GGUFWriter(tmp, arch="")  # an empty arch adds no key: we write the metadata ourselves
     for f in layout.metadata:
         writer.add_key_value(f.key, f.value, f.vtype, f.sub_type)
-    for tp in plan.tensors:
+    for tp in tensors:
         dims = output_dims(tp.source.shape)
         writer.add_tensor_info(
             tp.name, dims[::-1], np.dtype(np.float32), tp.n_bytes, raw_dtype=GGMLQuantizationType[tp.type]
@@ -202,20 +260,17 @@ def _write(
     writer.write_ti_data_to_file()
     fout = writer.fout[0]
     writer.write_padding(fout, fout.tell())
-    total = sum(tp.n_bytes for tp in plan.tensors)
-    start = time.perf_counter()
-    done = 0
     try:
-        for index, tp in enumerate(plan.tensors):
+        for tp in tensors:
             for n in _tensor_chunks(model, tp, imatrix, threads, fout):
-                done += n
-                yield ExportProgress(index, len(plan.tensors), tp.name, done, total, time.perf_counter() - start)
+                counter.done += n
+                yield counter.progress(tp.name)
             writer.write_padding(fout, tp.n_bytes)
+            counter.index += 1
         fout.flush()
         os.fsync(fout.fileno())
     finally:
         writer.close()
-    yield ExportProgress(len(plan.tensors), len(plan.tensors), "", done, total, time.perf_counter() - start, True)
 
 
 def _tensor_chunks(

@@ -6,6 +6,7 @@ shown before export is, to the byte, the size of the file written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,8 @@ from gguf import GGUFValueType
 
 from .encoders import encoder_metadata
 from .model import MetaField, Model
-from .plan import Plan, PlanError
+from .plan import Plan, PlanError, TensorPlan
+from .split import SplitSpec, assign_parts, part_metadata
 
 ALIGNMENT = 32  # llama-quantize writes with GGUF_DEFAULT_ALIGNMENT whatever the input says
 ALIGNMENT_KEY = "general.alignment"
@@ -150,12 +152,37 @@ def metadata_bytes(fields: list[MetaField]) -> int:
 
 def compute_layout(model: Model, plan: Plan, imatrix_keys: list[MetaField] | None = None) -> Layout:
     """Metadata, tensor-info and data sizes of the output file, with every tensor's data offset."""
-    fields = output_metadata(model, plan, imatrix_keys)
-    ti_bytes = sum(8 + len(tp.name.encode()) + 4 + 8 * len(output_dims(tp.source.shape)) + 4 + 8 for tp in plan.tensors)
+    return file_layout(output_metadata(model, plan, imatrix_keys), plan.tensors)
+
+
+def file_layout(fields: Sequence[MetaField], tensors: Sequence[TensorPlan]) -> Layout:
+    """The layout of one GGUF file holding ``fields`` and ``tensors`` (in this order)."""
+    ti_bytes = sum(8 + len(tp.name.encode()) + 4 + 8 * len(output_dims(tp.source.shape)) + 4 + 8 for tp in tensors)
     offsets = []
     data = 0
-    for tp in plan.tensors:
+    for tp in tensors:
         offsets.append(data)
         data += pad(tp.n_bytes)
-    meta = pad(_HEADER_BYTES + metadata_bytes(fields) + ti_bytes)
+    meta = pad(_HEADER_BYTES + metadata_bytes(list(fields)) + ti_bytes)
     return Layout(tuple(fields), tuple(offsets), meta, data)
+
+
+@dataclass(frozen=True)
+class PartLayout:
+    """One file of a split output: its tensors (a range of the plan's) and its layout."""
+
+    tensors: range
+    layout: Layout
+
+
+def compute_split_layout(
+    model: Model, plan: Plan, spec: SplitSpec, imatrix_keys: list[MetaField] | None = None
+) -> list[PartLayout]:
+    """Every part of the split output, as llama-gguf-split would cut the unsplit file."""
+    ranges = assign_parts([pad(tp.n_bytes) for tp in plan.tensors], spec)
+    fields = output_metadata(model, plan, imatrix_keys)
+    n = len(plan.tensors)
+    return [
+        PartLayout(r, file_layout(part_metadata(fields, i, len(ranges), n), plan.tensors[r.start : r.stop]))
+        for i, r in enumerate(ranges)
+    ]

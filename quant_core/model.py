@@ -22,6 +22,8 @@ from .errors import QuantError
 from .kernels import DEQUANTIZERS
 from .quantize import dequantize
 from .reader import HeaderError, HeaderReader, MetaField
+from .split import SplitError
+from .split_input import open_other_parts, split_count
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 _SEEK_LOCK = threading.Lock()
@@ -75,6 +77,7 @@ class TensorInfo:
     data_offset: int
     layer: int | None
     category: str
+    part: int = 0  # the file of a split model holding the data (0: the first or only file)
 
     @property
     def n_elements(self) -> int:
@@ -105,6 +108,8 @@ class Model:
     _reader: GGUFReader = field(repr=False)
     _by_name: dict[str, int] = field(default_factory=dict, repr=False)
     _fd: int = field(default=-1, repr=False)  # tensor data is read from here; -1: no file
+    part_paths: tuple[Path, ...] = ()  # every file of a split model, first part first; () if unsplit
+    _part_fds: tuple[int, ...] = field(default=(), repr=False)  # descriptors of parts 2..N
 
     def __post_init__(self) -> None:
         self._by_name = {t.name: i for i, t in enumerate(self.tensors)}
@@ -138,21 +143,23 @@ class Model:
         stop = t.n_bytes if stop is None else min(stop, t.n_bytes)
         start = min(max(start, 0), stop)
         out = np.empty(stop - start, dtype=np.uint8)
-        self._read_into(out, t.data_offset + start)
+        self._read_into(out, t.data_offset + start, t.part)
         return out
 
-    def _read_into(self, out: np.ndarray, offset: int) -> None:
+    def _read_into(self, out: np.ndarray, offset: int, part: int = 0) -> None:
         """Fill ``out`` from the file at ``offset`` with positional reads (not the memory map:
         touching a mapped page of a truncated file kills the process with SIGBUS)."""
         view = memoryview(out).cast("B")
+        fd = self._fd if part == 0 else self._part_fds[part - 1]
+        name = self.part_paths[part].name if self.part_paths else self.path.name
         done = 0
         while done < len(view):
             try:
-                n = _pread_into(self._fd, view[done:], offset + done)
+                n = _pread_into(fd, view[done:], offset + done)
             except OSError as err:
-                raise ModelError(f"{self.path.name}: read failed ({err.strerror or err})") from None
+                raise ModelError(f"{name}: read failed ({err.strerror or err})") from None
             if n == 0:
-                raise ModelError(f"{self.path.name} changed on disk while being read (truncated)")
+                raise ModelError(f"{name} changed on disk while being read (truncated)")
             done += n
 
     def _rows_raw(self, t: TensorInfo, row_bytes: int, rows: slice | np.ndarray | None) -> np.ndarray:
@@ -164,7 +171,7 @@ class Model:
             start, stop, step = rows.indices(t.n_rows)
             if step == 1:
                 out = np.empty((max(stop - start, 0), row_bytes), dtype=np.uint8)
-                self._read_into(out, t.data_offset + start * row_bytes)
+                self._read_into(out, t.data_offset + start * row_bytes, t.part)
                 return out
             rows = np.arange(start, stop, step)
         idx = np.asarray(rows)
@@ -176,7 +183,7 @@ class Model:
         breaks = np.flatnonzero(np.diff(idx) != 1) + 1
         for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, idx.size], strict=True):
             if hi > lo:
-                self._read_into(out[lo:hi], t.data_offset + int(idx[lo]) * row_bytes)
+                self._read_into(out[lo:hi], t.data_offset + int(idx[lo]) * row_bytes, t.part)
         return out
 
     def rows_f32(self, name: str, rows: slice | np.ndarray | None = None) -> np.ndarray:
@@ -213,34 +220,81 @@ def open_model(path: str | os.PathLike[str]) -> Model:
     refuse (wrong type, empty or mis-sized per-layer arrays).
     """
     p = Path(path)
+    reader = _read_header(p)
+    tensors = [_tensor_info(rt) for rt in reader.tensors]
+    metadata = _metadata(reader)
+    try:
+        hp = _hyperparameters(metadata)
+        n_parts = split_count(p, metadata)
+        others = _other_parts(p, n_parts, metadata, [t.name for t in tensors])
+    except (HeaderError, SplitError) as err:
+        raise ModelError(f"{p.name}: {_one_line(str(err))}") from None
+    for index, (_, part) in enumerate(others, start=1):
+        tensors += [_tensor_info(rt, index) for rt in part.tensors]
+    paths = [p] + [q for q, _ in others]
+    # tensor data is read from descriptors opened now: a later rename over a path keeps
+    # reading the file that was opened
+    fds: list[int] = []
+    try:
+        for q in paths:
+            fds.append(_open_fd(q))
+    except ModelError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    size = sum(q.stat().st_size for q in paths)
+    model = Model(
+        p,
+        metadata,
+        tensors,
+        file_size=size,
+        _reader=reader,
+        _fd=fds[0],
+        part_paths=tuple(paths) if n_parts > 1 else (),
+        _part_fds=tuple(fds[1:]),
+        **hp,
+    )
+    for fd in fds:
+        weakref.finalize(model, os.close, fd)
+    return model
+
+
+def _read_header(p: Path) -> HeaderReader:
+    """Parse one GGUF file's header; ModelError with one line if it is not a readable GGUF."""
     if not p.is_file():
         raise ModelError(f"{p}: no such file")
-    size = p.stat().st_size
     with open(p, "rb") as fh:
         magic = fh.read(4)
     if magic != b"GGUF":
         raise ModelError(f"{p.name} is not a GGUF file")
     try:
-        reader = HeaderReader(p, "r")
+        return HeaderReader(p, "r")
     except ValueError as err:
         raise ModelError(f"{p.name}: {_one_line(_reader_error(err))}") from None
     except (IndexError, OverflowError, TypeError, UnicodeDecodeError, MemoryError):
         raise ModelError(f"{p.name} is truncated or corrupt (its header cannot be parsed)") from None
-    tensors = [_tensor_info(rt) for rt in reader.tensors]
-    metadata = _metadata(reader)
+
+
+def _other_parts(p: Path, n_parts: int, metadata: list[MetaField], names: list[str]) -> list[tuple[Path, HeaderReader]]:
+    """Parts 2..N of a split model (none for an unsplit one), headers parsed and checked."""
+    if n_parts <= 1:
+        return []
+
+    def read(q: Path) -> tuple[HeaderReader, list[MetaField], list[str]]:
+        try:
+            header = _read_header(q)
+        except ModelError as err:
+            raise SplitError(str(err)) from None
+        return header, _metadata(header), [str(rt.name) for rt in header.tensors]
+
+    return open_other_parts(p, n_parts, metadata, read, names)
+
+
+def _open_fd(p: Path) -> int:
     try:
-        hp = _hyperparameters(metadata)
-    except HeaderError as err:
-        raise ModelError(f"{p.name}: {_one_line(str(err))}") from None
-    # tensor data is read from this descriptor, opened now: a later rename over the path
-    # keeps reading the file that was opened
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        return os.open(p, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except OSError as err:
         raise ModelError(f"{p.name}: cannot read ({err.strerror or err})") from None
-    model = Model(p, metadata, tensors, file_size=size, _reader=reader, _fd=fd, **hp)
-    weakref.finalize(model, os.close, fd)
-    return model
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -262,7 +316,7 @@ def _reader_error(err: ValueError) -> str:
     return f"truncated or corrupt header ({text})"
 
 
-def _tensor_info(rt: Any) -> TensorInfo:
+def _tensor_info(rt: Any, part: int = 0) -> TensorInfo:
     name = str(rt.name)
     return TensorInfo(
         name=name,
@@ -272,6 +326,7 @@ def _tensor_info(rt: Any) -> TensorInfo:
         data_offset=int(rt.data_offset),
         layer=tensor_layer(name),
         category=tensor_category(name),
+        part=part,
     )
 
 

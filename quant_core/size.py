@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from .layout import compute_layout
+from .layout import compute_layout, compute_split_layout
 from .model import MetaField, Model
 from .plan import Plan
+from .split import SplitSpec
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,8 @@ def project_size(model: Model, plan: Plan, imatrix_keys: list[MetaField] | None 
         by_category=dict(by_category),
         by_type=dict(by_type),
     )
+
+
+def project_parts(model: Model, plan: Plan, spec: SplitSpec, imatrix_keys: list[MetaField] | None = None) -> list[int]:
+    """Exact size of every file of a split export, first part first (the layout export writes)."""
+    return [part.layout.file_bytes for part in compute_split_layout(model, plan, spec, imatrix_keys)]

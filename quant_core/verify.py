@@ -8,6 +8,7 @@ projected raises :class:`VerifyError` with a one-line reason.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,23 @@ class Verification:
         return f"verified: {self.file_bytes} bytes = projected"
 
 
-def verify_written(path: str | os.PathLike[str], plan: Plan, projected_bytes: int) -> Verification:
-    """Re-open ``path`` and check it holds the plan's tensors, types and ``projected_bytes`` bytes."""
+def verify_written(
+    path: str | os.PathLike[str], plan: Plan, projected_bytes: int, part_bytes: Sequence[int] | None = None
+) -> Verification:
+    """Re-open ``path`` and check it holds the plan's tensors, types and ``projected_bytes`` bytes.
+
+    For a split output, ``path`` is the first part and ``part_bytes`` the projected size of
+    every part (``projected_bytes`` is then their sum).
+    """
     out = Path(path)
     try:
         model = open_model(out)
     except QuantError as err:
         raise VerifyError(f"the written file cannot be re-opened: {err}") from None
+    if part_bytes is not None:
+        sizes = [p.stat().st_size for p in model.part_paths] or [model.file_size]
+        if sizes != list(part_bytes):
+            raise VerifyError(f"the parts have {sizes} bytes, projected {list(part_bytes)}")
     if len(model.tensors) != len(plan.tensors):
         raise VerifyError(f"the file has {len(model.tensors)} tensors, the plan {len(plan.tensors)}")
     written = {t.name: t.src_type for t in model.tensors}
