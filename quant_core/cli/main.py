@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench-model": "bench_model_cmd",
     "warmup": "warmup_cmd",
     "sensitivity": "sensitivity_cmd",
+    "card": "card_cmd",
     "imatrix": "imatrix_cmd",
     "compare": "compare_cmd",
 }

@@ -13,9 +13,17 @@ from ..errors import QuantError
 from ..export import ExportProgress, check_output_path, iter_export
 from ..ftypes import file_type
 from ..size import project_size
-from ..verify import verify_written
 from .like import like_preset
 from .options import add_quant_options, open_and_plan
+from .output_options import (
+    add_output_options,
+    print_parts,
+    projected_parts,
+    split_spec,
+    verify_output,
+    write_model_card,
+    written_files,
+)
 from .report import print_plan_table
 from .target import add_target_options
 
@@ -25,6 +33,7 @@ HELP = "quantize a GGUF model like llama-quantize: INPUT [OUTPUT] PRESET [NTHREA
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quant_options(parser)
     add_target_options(parser)
+    add_output_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan and sizes, write nothing")
     parser.add_argument("positionals", nargs="+", metavar="INPUT [OUTPUT] PRESET [NTHREADS]")
 
@@ -69,17 +78,21 @@ def run(args: argparse.Namespace) -> int:
     args.input = inp
     if not args.dry_run:  # before any work: the output may not be a device, FIFO or any input
         check_output_path(inp, out, (args.imatrix, args.recipe, args.tensor_type_file, args.like))
+    split = split_spec(args)
     model, plan, imatrix, keys = open_and_plan(args, preset)
     size = project_size(model, plan, keys)
+    parts = projected_parts(model, plan, split, keys)
     if args.dry_run:
         print_plan_table(plan, size)
+        if parts is not None:
+            print_parts(out, parts)
         return 0
     threads = args.threads or threads
     tty = sys.stderr.isatty()
     start = time.perf_counter()
     last = 0.0
     # closing() removes the partial file at once on Ctrl+C, not whenever the generator is collected
-    with closing(iter_export(model, plan, out, imatrix=imatrix, threads=threads, imatrix_keys=keys)) as progress:
+    with closing(iter_export(model, plan, out, imatrix, threads, keys, split)) as progress:
         for p in progress:
             now = time.perf_counter()
             if tty and (p.done or now - last > 0.1):
@@ -88,9 +101,14 @@ def run(args: argparse.Namespace) -> int:
     if tty:
         print(file=sys.stderr)
     elapsed = time.perf_counter() - start
-    written = Path(out).stat().st_size
-    print(f"wrote {out}: {written} bytes ({written / 1024**2:.2f} MiB, {size.bpw:.2f} BPW) in {elapsed:.1f} s")
-    print(verify_written(out, plan, size.file_bytes).summary())
+    written = sum(p.stat().st_size for p in written_files(out, parts))
+    what = out if parts is None else f"{len(parts)} parts of {out}"
+    print(f"wrote {what}: {written} bytes ({written / 1024**2:.2f} MiB, {size.bpw:.2f} BPW) in {elapsed:.1f} s")
+    if parts is not None:
+        print_parts(out, parts)
+    print(verify_output(out, plan, size, parts).summary())
+    if args.model_card:
+        print(f"wrote {write_model_card(model, plan, size, out, parts, split)}")
     note = identity_note(plan)
     if note:
         print(f"note: {note}")
