@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .evaluate import DEFAULT_SAMPLE_ROWS, evaluate_tensor, sample_rows
+from .hqq_native import is_scheme
+from .hqq_preview import evaluate_scheme
 from .model import Model, TensorInfo
 from .qtypes import qtype
 from .quantize import dequantize, quantize
@@ -64,6 +66,9 @@ def iter_inspect(
 ) -> Iterator[Inspection]:
     """Yield the row-sampled inspection at once, then (for bigger tensors) the full one.
 
+    ``compare_type`` is a second GGUF type or one of HQQ's native schemes
+    (:data:`quant_core.hqq_native.SCHEMES`).
+
     The weight histogram and the block levels come from the sampled rows in both passes.
     """
     passes = [sample_rows(t.n_rows, sample)]
@@ -74,6 +79,8 @@ def iter_inspect(
     for rows in passes:
         stats = evaluate_tensor(model, t, type_name, rows, imatrix_values, threads)
         other = None
-        if compare_type and compare_type != type_name:
+        if is_scheme(compare_type):  # HQQ's own format, not a GGUF type
+            other = evaluate_scheme(model, t, str(compare_type).upper(), rows, imatrix_values)
+        elif compare_type and compare_type != type_name:
             other = evaluate_tensor(model, t, compare_type, rows, imatrix_values, threads)
         yield Inspection(t.name, type_name, stats, compare_type, other, counts, edges, levels, len(rows), t.n_rows)

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quant_core.hqq_native import SCHEMES, is_scheme, scheme_label
+from quant_core.hqq_preview import scheme_problem
 from quant_core.inspect import Inspection
 from quant_core.plan import TensorPlan, type_problem
 from quant_core.qtypes import QTYPES, qtype
@@ -34,6 +36,12 @@ from ..colors import text_color, type_color, type_tooltip
 from ..session import ExplorerSession
 from .plot_common import LEVEL_COLOR, style_plot
 
+HQQ_COLOR = "#AA3377"  # the HQQ schemes' curve: not a GGUF type, so outside the type colours
+_SCHEME_TIP = (
+    "<b>HQQ's own format</b> (not GGUF, for comparison at equal bits): affine groups of 64 along the "
+    "row, min-max start then HQQ's proximal solver on the zero, float16 scale and zero "
+    "(b + 0.5 bits per weight). No importance matrix."
+)
 TAIL = 0.001  # share of counts left out on each side of a linear-scale histogram
 _NONE = "none"
 METRICS: tuple[tuple[str, str], ...] = (
@@ -97,8 +105,12 @@ def levels_words(type_name: str, n_levels: int) -> str:
 
 
 def _swatch(type_name: str) -> QIcon:
+    return _swatch_color(type_color(type_name))
+
+
+def _swatch_color(color: QColor | str) -> QIcon:
     pix = QPixmap(12, 12)
-    pix.fill(type_color(type_name))
+    pix.fill(QColor(color))
     return QIcon(pix)
 
 
@@ -138,6 +150,9 @@ class Inspector(QWidget):
         for q in sorted(QTYPES.values(), key=lambda q: (q.bpw, q.name)):
             self.compare_combo.addItem(_swatch(q.name), f"{q.name}  ({q.bpw:.3g} bpw)", q.name)
             self.compare_combo.setItemData(self.compare_combo.count() - 1, type_tooltip(q.name), Qt.ToolTipRole)
+        for name in SCHEMES:  # HQQ's own format at equal bits, beside the GGUF types
+            self.compare_combo.addItem(_swatch_color(HQQ_COLOR), scheme_label(name), name)
+            self.compare_combo.setItemData(self.compare_combo.count() - 1, _SCHEME_TIP, Qt.ToolTipRole)
         self.compare_combo.currentIndexChanged.connect(self._on_compare_chosen)
         compare_label = QLabel("Compare &with:")
         compare_label.setBuddy(self.compare_combo)
@@ -292,7 +307,7 @@ class Inspector(QWidget):
         self._rename(self.error_curve, f"{insp.type} (planned)")
         other = insp.compare_stats
         if other is not None and insp.compare_type:
-            c = type_color(insp.compare_type)
+            c = QColor(HQQ_COLOR) if is_scheme(insp.compare_type) else type_color(insp.compare_type)
             self.compare_curve.setData(
                 other.hist_edges, other.hist_counts, pen=pg.mkPen(c.darker(110), width=2, style=Qt.DashLine)
             )
@@ -377,17 +392,18 @@ class Inspector(QWidget):
             for i in range(1, combo.count()):
                 name = combo.itemData(i)
                 problem = None
-                if tp is not None and tp.quantizable:
+                if tp is not None and tp.quantizable and is_scheme(name):
+                    problem = scheme_problem(tp.source)
+                elif tp is not None and tp.quantizable:
                     problem = type_problem(tp, name)
                     if problem is None and name == tp.type:
                         problem = "this is the planned type"
                     elif problem is None and QTYPES[name].ggml_requires_imatrix and s.imatrix is None:
                         problem = "needs an importance matrix (File > Load importance matrix)"
                 model.item(i).setEnabled(problem is None)
+                tip = _SCHEME_TIP if is_scheme(name) else type_tooltip(name)
                 combo.setItemData(
-                    i,
-                    type_tooltip(name) + (f"<br><i>Not available: {escape(problem)}</i>" if problem else ""),
-                    Qt.ToolTipRole,
+                    i, tip + (f"<br><i>Not available: {escape(problem)}</i>" if problem else ""), Qt.ToolTipRole
                 )
             index = combo.findData(s.compare_type) if s.compare_type else 0
             combo.setCurrentIndex(max(0, index))
