@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
 from explorer.main_window import MainWindow
 from explorer.panels.compare_panel import ComparePanel
 from quant_core.clone import clone_mix
@@ -110,3 +113,27 @@ def test_file_menu_opens_the_compare_panel(qtbot, session, tmp_path: Path) -> No
     assert not window.docks["Compare"].isHidden()
     qtbot.waitUntil(lambda: window.compare_panel.tracker.comparison is not None, timeout=WAIT_MS)
     assert window.compare_panel.summary.text().startswith("differs from ref-Q3_K_M.gguf in ")
+
+
+def test_shift_drop_compares_instead_of_opening(qtbot, session, tmp_path: Path) -> None:
+    window = MainWindow(session)
+    qtbot.addWidget(window)
+    model_path = session.model.path
+    data = QMimeData()
+    data.setUrls([QUrl.fromLocalFile(str(_reference(session, tmp_path)))])
+    window.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, data, Qt.LeftButton, Qt.ShiftModifier))
+    qtbot.waitUntil(lambda: window.compare_panel.tracker.comparison is not None, timeout=WAIT_MS)
+    assert session.model.path == model_path and window.compare_panel.tracker.reference.path.name == "ref-Q3_K_M.gguf"
+
+
+def test_types_needing_a_missing_importance_matrix_are_kept(qtbot, session, tmp_path: Path) -> None:
+    panel = ComparePanel(session)
+    qtbot.addWidget(panel)
+    _opened(qtbot, panel, _reference(session, tmp_path, **{"blk.0.ffn_up.weight": "IQ2_XXS"}))
+    notes: list[str] = []
+    session.status.connect(notes.append)
+    before = session.plan.tensor("blk.0.ffn_up.weight").type
+    panel.clone_button.click()
+    assert session.plan.tensor("blk.0.ffn_up.weight").type == before
+    assert session.plan.tensor("blk.1.ffn_up.weight").why.kind is ReasonKind.CLONED
+    assert len(notes) == 1 and "1 kept their type: blk.0.ffn_up.weight (IQ2_XXS needs an importance matrix" in notes[0]
