@@ -227,6 +227,10 @@ class ExplorerSession(QObject):
         """Use (or with None, stop using) an importance matrix: an undoable plan change."""
         return self.set_options("importance matrix" if path else "no importance matrix", imatrix=path or None)
 
+    def forget_imatrix(self, path: str) -> None:
+        """Drop what was read from ``path`` (about to be written again): the next use reads it anew."""
+        self._imatrices = {k: v for k, v in self._imatrices.items() if k[0] != path}
+
     def _imatrix_for(self, options: QuantOptions) -> tuple[Imatrix | None, list[MetaField]]:
         """The importance matrix the options name, read once per (path, filters); raises QuantError."""
         key = imatrix_key(options)

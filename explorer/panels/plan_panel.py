@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
 from quant_core.ftypes import FILE_TYPES
 
 from ..colors import type_tooltip
+from ..dialogs.imatrix_dialog import ImatrixDialog
 from ..session import ExplorerSession
+from .imatrix_stats import show_imatrix_statistics
 from .rules_editor import RulesEditor
 from .tensor_text import ordered_types, type_icon
 
@@ -109,9 +111,22 @@ class PlanPanel(QWidget):
         self.imatrix_clear = QPushButton("Clear")
         self.imatrix_clear.setToolTip("Quantize without an importance matrix")
         self.imatrix_clear.clicked.connect(lambda: self.session.set_imatrix(None))
+        self.imatrix_compute = QPushButton("Compute…")
+        self.imatrix_compute.setToolTip(
+            "Compute an importance matrix from a text with llama.cpp (as llama-imatrix), then load it"
+        )
+        self.imatrix_compute.clicked.connect(self.compute_imatrix_dialog)
+        self.imatrix_stats = QPushButton("Statistics…")
+        self.imatrix_stats.setToolTip(
+            "Which tensors carry the activations: per-tensor statistics of the loaded importance matrix "
+            "(as llama-imatrix --show-statistics)"
+        )
+        self.imatrix_stats.clicked.connect(self.show_imatrix_statistics)
         row = QHBoxLayout()
         row.addWidget(self.imatrix_label, 1)
         row.addWidget(self.imatrix_load)
+        row.addWidget(self.imatrix_compute)
+        row.addWidget(self.imatrix_stats)
         row.addWidget(self.imatrix_clear)
         form.addRow("imatrix:", row)
         return box
@@ -233,6 +248,8 @@ class PlanPanel(QWidget):
         ):
             w.setEnabled(has_model)
         self.imatrix_clear.setEnabled(has_model and s.imatrix is not None)
+        self.imatrix_compute.setEnabled(has_model)
+        self.imatrix_stats.setEnabled(has_model and bool(o.imatrix))
         with QSignalBlocker(self.preset_combo):
             self.preset_combo.setCurrentText(o.preset)
         ft = FILE_TYPES.get(o.preset)
@@ -306,6 +323,16 @@ class PlanPanel(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Load importance matrix", self._directory(), IMATRIX_FILTER)
         if path:
             self.session.set_imatrix(path)
+
+    def compute_imatrix_dialog(self) -> None:
+        """Compute an importance matrix from a text; the result is loaded as *Load…* does."""
+        if self.session.model is not None:
+            ImatrixDialog(self.session, self).exec()
+
+    def show_imatrix_statistics(self) -> None:
+        path = self.session.state.options.imatrix
+        if path:
+            show_imatrix_statistics(self, path)
 
     def save_recipe_dialog(self) -> None:
         m = self.session.model
