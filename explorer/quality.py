@@ -4,13 +4,15 @@ The :class:`QualityTracker` belongs to the session. It keeps the measured mixes 
 on one evaluation text, runs measurements one after another on its own single-thread pool (so
 the statistics jobs that every plan change cancels never cancel a measurement), reports one
 overall progress for a batch, and caches every result in memory and on disk
-(:mod:`explorer.quality_store`): measuring a mix again is instant.
+(:mod:`explorer.quality_store`): measuring a mix again is instant. With :attr:`measure_speed` on,
+each mix's prompt and generation speed is measured too (on the same temporary export, as
+llama-bench does); a mix measured before without speed gets only its speed measured.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,10 @@ from quant_core.quality import (
     INSTALL_HINT,
     QualityProgress,
     QualityReport,
+    SpeedReport,
+    SpeedSettings,
     iter_plan_quality,
+    iter_plan_speed,
     read_text_file,
     runtime_available,
 )
@@ -38,8 +43,16 @@ if TYPE_CHECKING:
 
 REFERENCE_PRESETS = ("Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
 DEFAULT_CTX = 512
-_STAGES = ("base", "export", "candidate")
-_STAGE_NAMES = {"start": "starting", "base": "base model", "export": "export", "candidate": "candidate"}
+_QUALITY_STAGES = ("base", "export", "candidate")
+_SPEED_STAGES = ("pp", "tg")
+_STAGE_NAMES = {
+    "start": "starting",
+    "base": "base model",
+    "export": "export",
+    "candidate": "candidate",
+    "pp": "prompt speed",
+    "tg": "generation speed",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,13 @@ class _Pending:
     imatrix_keys: list[MetaField]
     file_bytes: int
     bpw: float
+    quality: bool = True  # False: only the speed is missing
+    speed: SpeedSettings | None = None
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        first = _QUALITY_STAGES if self.quality else ("export",)
+        return first + (_SPEED_STAGES if self.speed else ())
 
 
 class QualityTracker(QObject):
@@ -79,6 +99,8 @@ class QualityTracker(QObject):
         self.session = session
         self.n_ctx = DEFAULT_CTX
         self.chunks: int | None = None
+        self.measure_speed = False
+        self.speed_settings = SpeedSettings()  # llama-bench's defaults
         self.text_path: Path | None = DEMO_EVAL_TEXT if DEMO_EVAL_TEXT.is_file() else None
         self.measurements: list[Measurement] = []
         self.store = MeasurementStore()
@@ -231,13 +253,16 @@ class QualityTracker(QObject):
         queued = {p.key for p in self._queue} | ({self._job[0].key} if self._job else set())
         fresh = []
         for item in items:
-            if self.measurement(item.key) is not None or item.key in queued:
+            if item.key in queued:
                 continue
-            stored = self.store.load(item.key)
-            if stored is not None:
-                self._add(stored)
-            else:
-                fresh.append(item)
+            have = self.measurement(item.key)
+            if have is None:
+                have = self.store.load(item.key)
+                if have is not None:
+                    self._add(have)
+            speed = self.speed_settings if self.measure_speed and (have is None or have.speed is None) else None
+            if have is None or speed is not None:
+                fresh.append(replace(item, quality=have is None, speed=speed))
                 queued.add(item.key)
         if not fresh:
             return True
@@ -255,6 +280,15 @@ class QualityTracker(QObject):
     def _add(self, m: Measurement) -> None:
         self.measurements.append(m)
         self.measurements_changed.emit()
+
+    def _add_speed(self, key: str, speed: SpeedReport) -> None:
+        """The measured mix ``key`` with its speed (stored with it)."""
+        for i, m in enumerate(self.measurements):
+            if m.key == key:
+                self.measurements[i] = replace(m, speed=speed)
+                self.store.save(self.measurements[i])
+                self.measurements_changed.emit()
+                return
 
     # ----- jobs -------------------------------------------------------------------------------
     def _next(self) -> None:
@@ -290,6 +324,8 @@ class QualityTracker(QObject):
             )
             self.store.save(m)
             self._add(m)
+        elif isinstance(value, SpeedReport):
+            self._add_speed(item.key, value)
 
     def _on_error(self, worker: GeneratorWorker, message: str) -> None:
         if self._is_current(worker):
@@ -305,11 +341,16 @@ class QualityTracker(QObject):
 
     def _emit_progress(self, item: _Pending, p: QualityProgress) -> None:
         done, total = self._batch
-        stage = _STAGES.index(p.stage) if p.stage in _STAGES else 0
-        within = (stage + min(max(p.fraction, 0.0), 1.0)) / len(_STAGES)
+        stages = item.stages
+        stage = stages.index(p.stage) if p.stage in stages else 0
+        within = (stage + min(max(p.fraction, 0.0), 1.0)) / len(stages)
         overall = (done + within) / max(total, 1)
         count = f" ({done + 1}/{total})" if total > 1 else ""
-        unit = f" {p.done:.0f}/{p.total:.0f} chunks" if p.stage in ("base", "candidate") else ""
+        unit = ""
+        if p.stage in ("base", "candidate"):
+            unit = f" {p.done:.0f}/{p.total:.0f} chunks"
+        elif p.stage in _SPEED_STAGES:
+            unit = f" run {min(int(p.done) + 1, int(p.total))}/{p.total:.0f}"
         self.progress.emit(overall, f"{item.name}{count}: {_STAGE_NAMES.get(p.stage, p.stage)}{unit}")
 
     def _end_batch(self) -> None:
@@ -320,8 +361,14 @@ class QualityTracker(QObject):
 
 def _measure(
     item: _Pending, text: bytes, n_ctx: int, chunks: int | None, threads: int | None
-) -> Iterator[QualityProgress | QualityReport]:
+) -> Iterator[QualityProgress | QualityReport | SpeedReport]:
     """The job of one mix: the core's plan measurement (temporary export, then llama.cpp)."""
-    yield from iter_plan_quality(
-        item.model, item.plan, text, item.imatrix, item.imatrix_keys, n_ctx=n_ctx, chunks=chunks, threads=threads
+    if item.speed is None:
+        yield from iter_plan_quality(
+            item.model, item.plan, text, item.imatrix, item.imatrix_keys, n_ctx=n_ctx, chunks=chunks, threads=threads
+        )
+        return
+    quality_text = text if item.quality else None
+    yield from iter_plan_speed(
+        item.model, item.plan, item.speed, item.imatrix, item.imatrix_keys, threads, quality_text, n_ctx, chunks
     )

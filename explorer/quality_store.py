@@ -4,7 +4,8 @@ A measurement is identified by its *context* (model file, evaluation text, conte
 llama.cpp runtime) and, within it, by the mix (the recipe, i.e. options plus explicit types, and
 the importance matrix file). Each one is kept as a small JSON file in the quality cache folder the
 core uses (``<cache>/mixes/<context>-<mix>.json``), so reopening a model shows what was measured
-before on the same text, and measuring the same mix again costs nothing.
+before on the same text, and measuring the same mix again costs nothing. A measurement may also
+hold the mix's speed (llama-bench's prompt and generation tokens per second), added when asked for.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from quant_core.errors import QuantError
 from quant_core.plan import QuantOptions
-from quant_core.quality import QualityReport, cache_dir
+from quant_core.quality import QualityReport, SpeedReport, cache_dir
 from quant_core.recipe import Recipe
 
 from .session import PlanState
@@ -37,7 +38,7 @@ _LAYER_PREFIX = re.compile(r"^blk\.\d+\.")
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured mix: what it is (name, kind, plan state), its size and its quality report."""
+    """One measured mix: what it is (name, kind, plan state), its size, its quality report and speed."""
 
     key: str
     name: str
@@ -46,6 +47,7 @@ class Measurement:
     file_bytes: int
     bpw: float
     report: QualityReport
+    speed: SpeedReport | None = None
 
     @property
     def recipe_text(self) -> str:
@@ -199,6 +201,7 @@ class MeasurementStore:
             "file_bytes": m.file_bytes,
             "bpw": m.bpw,
             "report": m.report.as_json(),
+            "speed": m.speed.as_json() if m.speed else None,
         }
         tmp = folder / f".{m.key}.json.part"
         try:
@@ -218,6 +221,7 @@ def _read(path: Path) -> Measurement | None:
         report = QualityReport(**{k: v for k, v in doc["report"].items() if k in names})
         state = PlanState(recipe.options, tuple(sorted(recipe.explicit.items())))
         name, kind = describe(state)  # named as today's version names mixes
-        return Measurement(doc["key"], name, kind, state, int(doc["file_bytes"]), float(doc["bpw"]), report)
+        speed = SpeedReport.from_json(doc["speed"]) if doc.get("speed") else None
+        return Measurement(doc["key"], name, kind, state, int(doc["file_bytes"]), float(doc["bpw"]), report, speed)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, QuantError):
         return None

@@ -4,18 +4,21 @@
 the ``llama-perplexity --kl-divergence`` statistics), "Measure presets" adds llama.cpp's presets
 as labelled reference points. Every measured mix is a row of the table and a point of the
 size–KLD plot; clicking a point (or double-clicking a row) restores that mix as one undoable step.
+With "Measure speed" on, each mix's prompt and generation speed (llama-bench's pp and tg) fills two
+more columns, and the plot can show speed (:mod:`.quality_plot`).
 """
 
 from __future__ import annotations
 
 from html import escape
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -31,17 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from ..quality import REFERENCE_PRESETS, QualityTracker
-from ..quality_store import PRESET, Measurement
+from ..quality_store import Measurement
 from ..session import ExplorerSession
-from .plot_common import format_bytes, make_plot
+from .plot_common import format_bytes
+from .quality_plot import PLOT_VIEWS, QualityPlot
 
-PRESET_COLOR = "#BB5566"
-MIX_COLOR = "#4477AA"
-CURRENT_COLOR = "#222222"
-PREDICTED_COLOR = "#228833"
-KLD_FLOOR = 1e-6  # a lossless mix has KLD 0, which a log axis cannot show
 PROGRESS_STEPS = 1000
-COLUMNS = ("Mix", "Size", "bpw", "PPL", "Mean KLD", "99 % KLD", "Same top p")
+COLUMNS = ("Mix", "Size", "bpw", "PPL", "Mean KLD", "99 % KLD", "Same top p", "pp t/s", "tg t/s")
 COLUMN_TIPS = (
     "The preset, or the preset plus your changes (tooltip: the whole recipe)",
     "Size of the measured file",
@@ -50,6 +49,10 @@ COLUMN_TIPS = (
     "Mean KL divergence of the next-token distribution from the unquantized model's (lower is better)",
     "99th percentile of the per-token KL divergence: how bad the worst tokens get",
     "How often the quantized model's most likely token is the unquantized model's",
+    "Prompt processing: tokens per second decoding one batch of prompt tokens, as llama-bench's pp "
+    "(filled when the speed was measured)",
+    "Generation: tokens per second decoding one token at a time, as llama-bench's tg "
+    "(filled when the speed was measured)",
 )
 MEASURE_TIP = (
     "Measure the current plan: export it to a temporary file and compare its next-token "
@@ -59,14 +62,10 @@ PRESETS_TIP = (
     f"Measure llama.cpp's presets {', '.join(REFERENCE_PRESETS)} with the loaded importance matrix; "
     "they appear as labelled reference points"
 )
-PLOT_TIP = (
-    "File size against mean KL divergence (log scale): presets are red diamonds, your mixes blue dots; "
-    "the ring marks the current plan. Click a point to restore that mix (undoable)."
+SPEED_TIP = (
+    "Also measure each mix's speed on this machine, as llama-bench does: prompt processing (pp) and "
+    "generation (tg) tokens per second, warm-up then repetitions (in a separate process)"
 )
-
-
-def _kld(value: float) -> float:
-    return max(value, KLD_FLOOR)
 
 
 class QualityPanel(QWidget):
@@ -76,9 +75,6 @@ class QualityPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.tracker: QualityTracker = session.quality
-        self.labels: list[pg.TextItem] = []
-        self.points: dict[str, tuple[float, float]] = {}  # key -> (MiB, mean KLD) as plotted
-        self.prediction_item: pg.PlotDataItem | None = None  # auto-mix's predicted curve
         self.runtime = False
         self._build()
         t = self.tracker
@@ -118,14 +114,25 @@ class QualityPanel(QWidget):
         )
         self.chunks_spin.setValue(self.tracker.chunks or 0)
         self.chunks_spin.editingFinished.connect(lambda: self.tracker.set_chunks(self.chunks_spin.value()))
+        self.speed_check = QCheckBox("Measure speed")
+        self.speed_check.setToolTip(SPEED_TIP)
+        self.speed_check.setChecked(self.tracker.measure_speed)
+        self.speed_check.toggled.connect(self._on_speed_toggled)
+        self.view_combo = QComboBox()
+        for view, title in PLOT_VIEWS.items():
+            self.view_combo.addItem(title, view)
+        self.view_combo.setToolTip("What the plot shows: KLD against file size or against speed")
+        self.view_combo.currentIndexChanged.connect(self._on_view_changed)
         buttons = QHBoxLayout()
-        for w in (self.measure_button, self.presets_button, self.cancel_button):
+        for w in (self.measure_button, self.presets_button, self.cancel_button, self.speed_check):
             buttons.addWidget(w)
         buttons.addStretch(1)
         setup = QHBoxLayout()
         setup.addWidget(self.text_button)
         setup.addWidget(self.chunks_spin)
         setup.addStretch(1)
+        setup.addWidget(QLabel("Plot:"))
+        setup.addWidget(self.view_combo)
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setTextVisible(False)
@@ -139,36 +146,8 @@ class QualityPanel(QWidget):
         self.error_label.setStyleSheet("color: #AA3377")
         self.error_label.setWordWrap(True)
 
-        self.plot = make_plot(left="mean KLD", bottom="file size (MiB)")
-        self.plot.setToolTip(PLOT_TIP)
-        item = self.plot.getPlotItem()
-        item.setLogMode(x=False, y=True)
-        item.showGrid(x=True, y=True, alpha=0.2)
-        item.getViewBox().setDefaultPadding(0.08)  # room for the preset labels
-        item.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.preset_item = pg.PlotDataItem(
-            pen=pg.mkPen(PRESET_COLOR, width=1, style=Qt.DashLine),
-            symbol="d",
-            symbolSize=12,
-            name="llama.cpp presets",
-            symbolBrush=PRESET_COLOR,
-            symbolPen="w",
-        )
-        self.mix_item = pg.PlotDataItem(
-            pen=None, symbol="o", symbolSize=10, symbolBrush=MIX_COLOR, symbolPen="w", name="your mixes"
-        )
-        self.current_item = pg.PlotDataItem(
-            pen=None,
-            symbol="o",
-            symbolSize=20,
-            symbolBrush=pg.mkBrush(0, 0, 0, 0),
-            symbolPen=pg.mkPen(CURRENT_COLOR, width=1.5),
-            name="current plan",
-        )
-        for it in (self.preset_item, self.mix_item, self.current_item):
-            item.addItem(it)
-        self.preset_item.sigPointsClicked.connect(self._on_points_clicked)
-        self.mix_item.sigPointsClicked.connect(self._on_points_clicked)
+        self.plot_view = QualityPlot(self.tracker.restore)
+        self.plot = self.plot_view.widget
 
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -207,6 +186,31 @@ class QualityPanel(QWidget):
         if self.splitter.orientation() != wanted:
             self.splitter.setOrientation(wanted)
 
+    # the plot's items, as the tests and the screenshot tool reach them
+    @property
+    def points(self) -> dict[str, tuple[float, float]]:
+        return self.plot_view.points
+
+    @property
+    def labels(self) -> list[pg.TextItem]:
+        return self.plot_view.labels
+
+    @property
+    def preset_item(self) -> pg.PlotDataItem:
+        return self.plot_view.preset_item
+
+    @property
+    def mix_item(self) -> pg.PlotDataItem:
+        return self.plot_view.mix_item
+
+    @property
+    def current_item(self) -> pg.PlotDataItem:
+        return self.plot_view.current_item
+
+    @property
+    def prediction_item(self) -> pg.PlotDataItem | None:
+        return self.plot_view.prediction_item
+
     # ----- state --------------------------------------------------------------------------------
     def refresh_runtime(self) -> bool:
         """Ask again whether llama.cpp's runtime is there; without it, say how to add it."""
@@ -224,6 +228,14 @@ class QualityPanel(QWidget):
         self.cancel_button.setEnabled(running)
         self.text_button.setEnabled(not running)
         self.chunks_spin.setEnabled(not running)
+        self.speed_check.setEnabled(not running)
+
+    def _on_speed_toggled(self, on: bool) -> None:
+        self.tracker.measure_speed = on
+
+    def _on_view_changed(self, _index: int) -> None:
+        self.plot_view.set_view(self.view_combo.currentData())
+        self._update_plot(self.measurements())
 
     def _on_running_changed(self, running: bool) -> None:
         self.progress.setVisible(running)
@@ -287,6 +299,7 @@ class QualityPanel(QWidget):
                 (f"{r.kld_mean:.6f}", f"{r.kld_mean:.6f} ± {r.kld_unc:.6f}; median {r.kld_median:.6f}"),
                 (f"{r.kld_p99:.6f}", f"maximum {r.kld_max:.6f}"),
                 (f"{100 * r.same_top_p:.2f} %", f"{r.n_same_top:,} of {r.tokens:,} tokens"),
+                *_speed_cells(m),
             ]
             for col, (text, tip) in enumerate(cells):
                 cell = QTableWidgetItem(text)
@@ -301,32 +314,11 @@ class QualityPanel(QWidget):
         self._mark_current()
 
     def _update_plot(self, ms: list[Measurement]) -> None:
-        item = self.plot.getPlotItem()
-        for label in self.labels:
-            item.removeItem(label)
-        self.labels = []
-        self.points = {m.key: (m.file_bytes / 1024**2, _kld(m.report.kld_mean)) for m in ms}
-        for kind_item, keep in ((self.preset_item, True), (self.mix_item, False)):
-            chosen = [m for m in ms if (m.kind == PRESET) == keep]
-            xs = np.array([self.points[m.key][0] for m in chosen], dtype=float)
-            ys = np.array([self.points[m.key][1] for m in chosen], dtype=float)
-            kind_item.setData(xs, ys, data=[m.key for m in chosen])
-        for m in ms:
-            if m.kind == PRESET:
-                x, y = self.points[m.key]
-                label = pg.TextItem(m.name, color=PRESET_COLOR, anchor=(0.5, 1.3))
-                label.setPos(x, float(np.log10(y)))  # text items sit in the view's (log) coordinates
-                item.addItem(label)
-                self.labels.append(label)
-        self._mark_current()
+        self.plot_view.update(ms, self.tracker.current_key())
 
     def _mark_current(self) -> None:
         key = self.tracker.current_key()
-        point = self.points.get(key) if key else None
-        if point is None:
-            self.current_item.setData([], [])
-        else:
-            self.current_item.setData([point[0]], [point[1]])
+        self.plot_view.mark_current(key)
         for row in range(self.table.rowCount()):
             cell = self.table.item(row, 0)
             font = cell.font()
@@ -335,23 +327,28 @@ class QualityPanel(QWidget):
 
     def set_prediction(self, curve: object | None) -> None:
         """Draw a predicted size–KLD line (``curve.mib``, ``curve.kld``, ``curve.label``); None removes it."""
-        item = self.plot.getPlotItem()
-        if self.prediction_item is not None:
-            item.removeItem(self.prediction_item)
-            self.prediction_item = None
-        if curve is None or not len(curve.mib):  # type: ignore[attr-defined]
-            return
-        pen = pg.mkPen(PREDICTED_COLOR, width=1.5)
-        ys = np.maximum(np.asarray(curve.kld, dtype=float), KLD_FLOOR)  # type: ignore[attr-defined]
-        self.prediction_item = pg.PlotDataItem(curve.mib, ys, pen=pen, name=curve.label)  # type: ignore[attr-defined]
-        item.addItem(self.prediction_item)
+        self.plot_view.set_prediction(curve)
 
     # ----- restoring ------------------------------------------------------------------------------
-    def _on_points_clicked(self, _item: object, points: list, _ev: object) -> None:
-        if len(points):
-            self.tracker.restore(points[0].data())
-
     def _on_row_double_clicked(self, row: int, _col: int) -> None:
         cell = self.table.item(row, 0)
         if cell is not None:
             self.tracker.restore(cell.data(Qt.UserRole))
+
+
+def _speed_cells(m: Measurement) -> list[tuple[str, str]]:
+    """The pp and tg cells: mean t/s, with the spread and settings as tooltip ("" when not measured)."""
+    if m.speed is None:
+        return [("", "speed not measured: check 'Measure speed' and measure again")] * 2
+    s = m.speed.settings
+    setup = f"{s.repetitions} repetitions, {s.threads} threads, batch {s.n_batch}/{s.n_ubatch}"
+    cells = []
+    for test, mean, std in (
+        (f"pp{s.n_prompt}", m.speed.pp_tps, m.speed.pp_tps_std),
+        (f"tg{s.n_gen}", m.speed.tg_tps, m.speed.tg_tps_std),
+    ):
+        if mean is None:
+            cells.append(("", f"{test}: not measured"))
+        else:
+            cells.append((f"{mean:.1f}", f"{test}: {mean:.2f} ± {std or 0.0:.2f} tokens/s ({setup})"))
+    return cells

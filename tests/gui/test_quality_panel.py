@@ -17,12 +17,13 @@ from PySide6.QtCore import QPointF, Qt, QTimer
 from explorer import quality as quality_module
 from explorer.main_window import MainWindow
 from explorer.panels.quality_panel import QualityPanel
+from explorer.panels.quality_plot import PP_KLD, SIZE_KLD, SIZE_KLD_TG, TG_KLD
 from explorer.quality import REFERENCE_PRESETS
 from explorer.quality_store import MIX, PRESET, describe, preset_state
 from explorer.session import ExplorerSession, PlanState
 from quant_core.assets import DEMO_EVAL_TEXT, DEMO_MODEL
 from quant_core.plan import QuantOptions
-from quant_core.quality import INSTALL_HINT, cache_dir
+from quant_core.quality import INSTALL_HINT, SpeedSettings, cache_dir
 from quant_core.quality.logits_file import scored_per_chunk
 
 pytestmark = pytest.mark.gui
@@ -263,3 +264,71 @@ def test_measurements_belong_to_their_text_and_chunks(qtbot, panel, demo, tmp_pa
     other.write_bytes(DEMO_EVAL_TEXT.read_bytes()[: len(DEMO_EVAL_TEXT.read_bytes()) // 2])
     assert t.set_text(other)
     assert t.measurements == [] and "other.txt" in panel.info_label.text()
+
+
+# ----- speed ------------------------------------------------------------------------------------------
+SMALL_SPEED = SpeedSettings(n_prompt=32, n_gen=8, repetitions=2, threads=1)
+
+
+def _column(panel: QualityPanel, title: str) -> int:
+    headers = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+    return headers.index(title)
+
+
+def test_speed_fills_pp_and_tg_columns_and_the_speed_plots(qtbot, panel, demo, quality_cache):
+    t = demo.quality
+    t.speed_settings = SMALL_SPEED
+    assert t.measure_current()  # quality only first
+    _wait_done(qtbot, t)
+    (m,) = t.measurements
+    pp_col, tg_col = _column(panel, "pp t/s"), _column(panel, "tg t/s")
+    assert m.speed is None and panel.table.item(0, pp_col).text() == panel.table.item(0, tg_col).text() == ""
+
+    labels: list[str] = []
+    t.progress.connect(lambda _f, text: labels.append(text))
+    panel.speed_check.setChecked(True)
+    assert t.measure_speed
+    qtbot.mouseClick(panel.measure_button, Qt.LeftButton)
+    assert t.running and not panel.speed_check.isEnabled()
+    _wait_done(qtbot, t)
+    assert panel.error_label.text() == ""
+    assert not any("candidate" in text or "base model" in text for text in labels)  # quality was known
+    assert any("generation speed" in text for text in labels)
+    (m2,) = t.measurements
+    assert m2.report == m.report and m2.speed is not None
+    sp = m2.speed
+    assert sp.settings == SMALL_SPEED and len(sp.pp_samples) == len(sp.tg_samples) == 2
+    assert sp.pp_tps > 0 and sp.tg_tps > 0 and sp.pp_tps_std >= 0 and sp.tg_tps_std >= 0
+    assert panel.table.item(0, pp_col).text() == f"{sp.pp_tps:.1f}"
+    assert panel.table.item(0, tg_col).text() == f"{sp.tg_tps:.1f}"
+    assert "tg8" in panel.table.item(0, tg_col).toolTip()
+    assert _leftovers(quality_cache) == []
+
+    # the speed is stored with the mix, and measuring again costs nothing
+    assert t.measure_current() and not t.running
+    other = _runtime_session()
+    try:
+        assert [x.speed for x in other.quality.measurements] == [sp]
+    finally:
+        other.quality.shutdown()
+        other.shutdown()
+
+    # the plot puts speed on an axis
+    panel.view_combo.setCurrentIndex(panel.view_combo.findData(TG_KLD))
+    assert panel.points[m2.key] == (pytest.approx(sp.tg_tps), pytest.approx(max(m2.report.kld_mean, 1e-6)))
+    assert "tg" in panel.plot.getPlotItem().getAxis("bottom").labelText
+    panel.view_combo.setCurrentIndex(panel.view_combo.findData(SIZE_KLD_TG))
+    assert panel.points[m2.key][0] == pytest.approx(m2.file_bytes / 1024**2)
+    assert "tg" in panel.plot.getPlotItem().titleLabel.text
+
+
+def test_speed_views_leave_out_mixes_without_speed(qtbot, panel, demo):
+    t = demo.quality
+    assert t.measure_current()
+    _wait_done(qtbot, t)
+    panel.view_combo.setCurrentIndex(panel.view_combo.findData(PP_KLD))
+    assert panel.points == {} and "without speed" in panel.plot.getPlotItem().titleLabel.text
+    xs, _ = panel.mix_item.getData()
+    assert xs is None or len(xs) == 0
+    panel.view_combo.setCurrentIndex(panel.view_combo.findData(SIZE_KLD))
+    assert len(panel.points) == 1
