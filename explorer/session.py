@@ -30,6 +30,7 @@ from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, with_explicit
 from quant_core.recipe import Recipe, check_options, llama_quantize_command, readable_recipe
 from quant_core.size import SizeReport, project_size
+from quant_core.split import SplitSpec
 
 from .light_jobs import LightJobs
 from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key, initial_state
@@ -423,11 +424,13 @@ class ExplorerSession(QObject):
         return GeneratorWorker(lambda: _evaluate_each(model, plan, missing, rows, imatrix, threads))
 
     # ----- export -------------------------------------------------------------------------
-    def export_worker(self, path: str | Path, threads: int | None = None) -> GeneratorWorker:
-        """A worker writing the current plan to ``path`` (start it with :meth:`start_export`)."""
+    def export_worker(
+        self, path: str | Path, threads: int | None = None, split: SplitSpec | None = None
+    ) -> GeneratorWorker:
+        """A worker writing the current plan to ``path`` (in parts with ``split``); see :meth:`start_export`."""
         assert self.model is not None and self.plan is not None
         model, plan, imatrix, keys = self.model, self.plan, self.imatrix, self.imatrix_keys
-        return GeneratorWorker(lambda: iter_export(model, plan, path, imatrix, threads, keys))
+        return GeneratorWorker(lambda: iter_export(model, plan, path, imatrix, threads, keys, split))
 
     def start_export(self, worker: GeneratorWorker) -> None:
         """Pause statistics and run the export job (statistics resume when it finishes)."""

@@ -38,6 +38,7 @@ from quant_core.verify import verify_written
 from ..panels.plot_common import format_bytes
 from ..session import ExplorerSession
 from ..workers import GeneratorWorker
+from .export_options import ExportOptions
 
 PROGRESS_STEPS = 1000
 _SOURCE_SUFFIX = re.compile(r"[-_.](f16|bf16|f32|fp16|fp32)$", re.IGNORECASE)
@@ -79,6 +80,7 @@ class ExportDialog(QDialog):
         self._plan: Plan | None = None
         self._projected = 0
         self._out: Path | None = None
+        self._parts: list[int] | None = None
         self._finished = True
         self.setWindowTitle("Export GGUF")
         self.setMinimumWidth(560)
@@ -95,6 +97,8 @@ class ExportDialog(QDialog):
             "Where the quantized GGUF is written (written to a temporary file first, renamed when complete)"
         )
         self.path_edit.textChanged.connect(self._update_path_note)
+        self.output_options = ExportOptions(s)
+        self.output_options.changed.connect(self._update_path_note)
         self.browse_button = QPushButton("&Browse…")
         self.browse_button.setToolTip("Choose the output file")
         self.browse_button.clicked.connect(self.browse)
@@ -144,6 +148,7 @@ class ExportDialog(QDialog):
             form.addRow(label, field)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.output_options)
         requantized = sorted(
             {
                 tp.source.src_type
@@ -185,7 +190,9 @@ class ExportDialog(QDialog):
             except ExportError as err:
                 note = _sentence(str(err))
             else:
-                note = "This file exists and will be replaced." if out.exists() else ""
+                self.output_options.set_output(out)
+                existing = [f for f in self.output_options.files(out) if f.exists()]
+                note = _replaced_note(existing) if existing else ""
         self.path_note.setText(note)
         self.path_note.setVisible(bool(note))
 
@@ -210,14 +217,19 @@ class ExportDialog(QDialog):
             out = check_output_path(s.model.path, self.path_edit.text(), s.input_paths())  # type: ignore[union-attr]
         except ExportError as err:
             return self._refuse(_sentence(str(err)))
-        if out.exists() and not self._confirm_overwrite(out):
+        self._update_projection()
+        self.output_options.set_output(out)
+        if self.output_options.error:
+            return self._refuse(_sentence(self.output_options.error))
+        existing = [f for f in self.output_options.files(out) if f.exists()]
+        if existing and not self._confirm_overwrite(existing):
             return False
         self._plan, self._out, self._error = s.plan, out, None
-        self._update_projection()
+        self._parts = self.output_options.parts
         self.finished_ok = False
         self.last_progress = None
         self._finished = False
-        worker = s.export_worker(out, self.threads_spin.value())
+        worker = s.export_worker(out, self.threads_spin.value(), self.output_options.spec())
         worker.signals.yielded.connect(self._on_progress)
         worker.signals.errored.connect(self._on_error)
         worker.signals.finished.connect(self._on_finished)
@@ -229,11 +241,11 @@ class ExportDialog(QDialog):
         s.start_export(worker)
         return True
 
-    def _confirm_overwrite(self, out: Path) -> bool:
+    def _confirm_overwrite(self, existing: list[Path]) -> bool:
         answer = QMessageBox.question(
             self,
             "Replace file?",
-            f"{out.name} already exists in {out.parent}.\nReplace it?",
+            f"{_existing_text(existing)} in {existing[0].parent}.\nReplace?",
             QMessageBox.Yes | QMessageBox.No,
             QMessageBox.No,
         )
@@ -244,7 +256,7 @@ class ExportDialog(QDialog):
         return False
 
     def _set_running(self, on: bool) -> None:
-        for w in (self.path_edit, self.browse_button, self.threads_spin, self.export_button):
+        for w in (self.path_edit, self.browse_button, self.threads_spin, self.export_button, self.output_options):
             w.setEnabled(not on)
         self.cancel_button.setText("&Cancel export" if on else "&Close")
 
@@ -311,18 +323,46 @@ class ExportDialog(QDialog):
 
     def _verify(self) -> None:
         assert self._out is not None and self._plan is not None
+        parts = self._parts
+        first = self.output_options.files(self._out)[0]
+        projected = self._projected if parts is None else sum(parts)
         try:
-            result = verify_written(self._out, self._plan, self._projected)
+            result = verify_written(first, self._plan, projected, parts)
         except QuantError as err:
             self._refuse(f"Verification failed: {err}")
             return
         self.finished_ok = True
+        where = escape(first.name) + (f" and {len(parts) - 1} more part(s)" if parts and len(parts) > 1 else "")
         self.result_label.setText(
-            f"<span style='color:#1b7837'>✔ Written and verified</span>: {escape(self._out.name)}, "
+            f"<span style='color:#1b7837'>✔ Written and verified</span>: {where}, "
             f"{result.n_tensors} tensors with the planned types.<br>"
-            f"File size <b>{result.file_bytes:,}</b> bytes = projected <b>{self._projected:,}</b> bytes "
-            f"({format_bytes(result.file_bytes)})."
+            f"File size <b>{result.file_bytes:,}</b> bytes = projected <b>{projected:,}</b> bytes "
+            f"({format_bytes(result.file_bytes)})." + self._card_note()
         )
+
+    def _card_note(self) -> str:
+        """Write the model card when asked; what to add to the result (or why it failed)."""
+        if not self.output_options.card_check.isChecked():
+            return ""
+        assert self._out is not None and self._plan is not None
+        try:
+            card = self.output_options.write_card(self._out, self._plan)
+        except QuantError as err:
+            return f"<br><span style='color:#b00020'>Model card not written: {escape(str(err))}</span>"
+        return f"<br>Model card: {escape(card.name)}."
+
+
+def _replaced_note(files: list[Path]) -> str:
+    if len(files) == 1:
+        return "This file exists and will be replaced."
+    return f"{len(files)} of the parts exist and will be replaced."
+
+
+def _existing_text(files: list[Path]) -> str:
+    """'x.gguf already exists' or 'x-00001-of-00003.gguf and 2 more already exist' (split parts)."""
+    if len(files) == 1:
+        return f"{files[0].name} already exists"
+    return f"{files[0].name} and {len(files) - 1} more already exist"
 
 
 def _sentence(message: str) -> str:
