@@ -222,3 +222,21 @@ def test_a_limit_below_the_first_tensor_is_refused_like_llama_gguf_split(tmp_pat
     with pytest.raises(SplitError, match="first tensor"):
         _export(demo, tmp_path / "demo.gguf", "Q8_0", SplitSpec(max_bytes=parse_split_size("1M")))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["whole.gguf"]
+
+
+LLAMA_QUANTIZE = LLAMA_BIN / "llama-quantize"
+
+
+@pytest.mark.skipif(not LLAMA_QUANTIZE.exists(), reason="llama-quantize not built (tools/build_llama_tools.sh)")
+def test_split_source_quantized_like_llama_quantize(tmp_path: Path) -> None:
+    # llama-quantize reads a split source through llama.cpp's loader; we read it from the first part
+    demo = Path(__file__).resolve().parents[2] / "assets" / "demo-llama.gguf"
+    parts = _export(demo, tmp_path / "src.gguf", "F16", SplitSpec(max_tensors=12))
+    assert len(parts) == 4
+    ours = _export(parts[0], tmp_path / "ours.gguf", "Q4_K_M")[0]
+    theirs = tmp_path / "theirs.gguf"
+    env = {**os.environ, "LD_LIBRARY_PATH": str(LLAMA_BIN)}
+    subprocess.run(
+        [str(LLAMA_QUANTIZE), str(parts[0]), str(theirs), "Q4_K_M", "1"], env=env, check=True, capture_output=True
+    )
+    assert ours.read_bytes() == theirs.read_bytes()
