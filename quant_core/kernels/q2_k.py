@@ -32,6 +32,12 @@ def _stage_ref(x, base, s, out, o):
         for j in range(16):
             s.wt[i, j] = np.abs(s.xt[i, j])
     fit_groups(s, 3, F32(-0.5), F32(0.1), 15, True, False)
+    round_scales_ref(s, out, o)
+
+
+@njit(inline="always", **JIT)
+def round_scales_ref(s, out, o):
+    """The _ref rounding of the 16 group scales/mins to 4 bits against their maxima (with d, dmin)."""
     max_scale, max_min = scale_min_maxima(s)
     if max_scale > F32(0.0):
         iscale = F32(15.0) / max_scale
