@@ -21,12 +21,13 @@ from typing import Any
 
 from .errors import QuantError
 from .ftypes import file_type
+from .layout import pad
 from .model import CATEGORIES, Model, open_model
 from .model_card import CardEntry, QualityRow, SourceInfo, TypeCount
 from .plan import Plan, QuantOptions, build_plan
 from .recipe import llama_quantize_command
 from .size import SizeReport
-from .split import SplitSpec, part_paths, split_prefix
+from .split import SplitSpec, assign_parts, parse_part_name, part_paths, split_prefix
 
 HASH_LIMIT = 4 * 1024**3  # hash sources up to this size (a few seconds); larger ones are not hashed
 
@@ -136,15 +137,43 @@ def entry_from_file(path: Path, source: Model | None = None, quality: QualityRow
         file_bytes=m.file_size,
         bpw=tensor_bytes * 8.0 / n_elements if n_elements else 0.0,
         categories=categories((t.category, t.src_type, t.n_bytes) for t in m.tensors),
-        command=_command_for(m, source, preset, _text(imatrix) if imatrix is not None else None),
+        command=_command_for(m, source, preset, _text(imatrix) if imatrix is not None else None, infer_split(m)),
         imatrix=Path(_text(imatrix)).name if imatrix is not None else None,
         parts=tuple(p.name for p in m.part_paths),
         quality=quality,
     )
 
 
-def _command_for(quant: Model, source: Model | None, preset: str, imatrix: str | None) -> str | None:
-    """llama-quantize's command making ``quant``'s types from ``source`` (None if it cannot)."""
+def infer_split(model: Model) -> SplitSpec | None:
+    """A llama-gguf-split limit that cuts ``model``'s tensors into its parts (None: unsplit or none found).
+
+    A tensor count when every part but the last has the same count; else the smallest whole
+    number of megabytes (or gigabytes) that reproduces the cut.
+    """
+    if not model.part_paths:
+        return None
+    sizes = [pad(t.n_bytes) for t in model.tensors]
+    counts = [sum(1 for t in model.tensors if t.part == i) for i in range(len(model.part_paths))]
+    candidates = [SplitSpec(max_tensors=counts[0])] if len(set(counts[:-1])) == 1 else []
+    per_part = [sum(n for n, t in zip(sizes, model.tensors, strict=True) if t.part == i) for i in range(len(counts))]
+    for unit in (1000**2, 1000**3):
+        candidates.append(SplitSpec(max_bytes=-(-max(per_part) // unit) * unit))
+    for spec in candidates:
+        try:
+            if [len(r) for r in assign_parts(sizes, spec)] == counts:
+                return spec
+        except QuantError:
+            continue
+    return None
+
+
+def _command_for(
+    quant: Model, source: Model | None, preset: str, imatrix: str | None, split: SplitSpec | None
+) -> str | None:
+    """llama-quantize's command making ``quant``'s types from ``source`` (None if it cannot).
+
+    For a split file, the command writes the unsplit file and ``llama-gguf-split`` cuts it.
+    """
     if source is None:
         return None
     types = {t.name: t.src_type for t in quant.tensors}
@@ -157,9 +186,16 @@ def _command_for(quant: Model, source: Model | None, preset: str, imatrix: str |
         plan = build_plan(source, options, explicit, has_imatrix=imatrix is not None)
         if plan.types() != types:
             return None
-        return llama_quantize_command(source, plan, source.path.name, quant.path.name)
     except QuantError:
         return None
+    if not quant.part_paths:
+        return llama_quantize_command(source, plan, source.path.name, quant.path.name)
+    prefix = parse_part_name(quant.path)
+    whole = f"{prefix[0].name}.gguf" if prefix else quant.path.name
+    command = llama_quantize_command(source, plan, source.path.name, whole)
+    if split is None:
+        return command + f"\n# then cut {whole} into {len(quant.part_paths)} parts with llama-gguf-split"
+    return command + "\n" + shlex.join(["llama-gguf-split", *split.describe().split(), whole, whole[:-5]])
 
 
 def quality_row(report: Any, text: str | os.PathLike[str]) -> QualityRow:

@@ -15,6 +15,7 @@ from quant_core.card_data import (
     categories,
     entry_from_file,
     entry_from_plan,
+    infer_split,
     quality_row,
     read_eval_json,
     source_info,
@@ -177,6 +178,20 @@ def test_quantize_writes_a_card_and_card_command_builds_a_ladder(small_gguf: Pat
     assert [r[0] for r in rows] == ["`m-Q4_K_M.gguf`", f"`{first.name}`"]
     assert rows[1][5] == "0.001000" and rows[0][5] == "—"
     assert "Split into 3 parts" in text
+    assert "\nllama-gguf-split --split-max-tensors 10 m-Q8_0.gguf m-Q8_0\n" in text
+    assert "llama-quantize m.gguf" not in text and f" {small_gguf.name} m-Q8_0.gguf Q8_0\n" in text
     assert len(re.findall(r"```sh\nllama-quantize ", text)) == 2
     assert main(["card", str(tmp_path / "nope.gguf"), "-o", str(out)]) == 1
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec", [SplitSpec(max_bytes=2 * 1000**2), SplitSpec(max_tensors=7)], ids=str)
+def test_split_limit_inferred_from_the_parts(tmp_path: Path, spec: SplitSpec) -> None:
+    demo = Path(__file__).resolve().parents[2] / "assets" / "demo-llama.gguf"
+    model = open_model(demo)
+    plan = build_plan(model, QuantOptions(preset="Q8_0"))
+    for _ in iter_export(model, plan, tmp_path / "d.gguf", split=spec):
+        pass
+    first = sorted(tmp_path.glob("d-*.gguf"))[0]
+    assert infer_split(open_model(first)) == spec
+    assert infer_split(model) is None
