@@ -240,3 +240,19 @@ def test_split_source_quantized_like_llama_quantize(tmp_path: Path) -> None:
         [str(LLAMA_QUANTIZE), str(parts[0]), str(theirs), "Q4_K_M", "1"], env=env, check=True, capture_output=True
     )
     assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_cli_split_options(small_gguf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from quant_core.cli.main import main
+
+    out = tmp_path / "q.gguf"
+    assert main(["quantize", "--split-max-size", "1.5G", str(small_gguf), str(out), "Q8_0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "whole number followed by M or G" in err
+    assert main(["quantize", "--dry-run", "--split-max-tensors", "8", str(small_gguf), str(out), "Q8_0"]) == 0
+    printed = capsys.readouterr().out
+    model = open_model(small_gguf)
+    parts = project_parts(model, build_plan(model, QuantOptions(preset="Q8_0")), SplitSpec(max_tensors=8))
+    for path, n in zip(part_paths(out, len(parts)), parts, strict=True):
+        assert f"{path.name}: {n} bytes" in printed
+    assert os.listdir(tmp_path) == []
