@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build llama.cpp's reference tools (llama-perplexity, llama-quantize, llama-imatrix, llama-bench)
+# Build llama.cpp's reference tools (llama-perplexity, llama-quantize, llama-imatrix, llama-bench,
+# llama-gguf-split)
 # from the llama.cpp tree vendored in the llama-cpp-python sdist that the `quality` extra pins, with
 # the same ggml flags as that runtime's wheel (Makefile: LLAMA_CMAKE_ARGS), so that the tools and
 # the in-process runtime run the same code.
@@ -34,6 +35,6 @@ cmake -S "$SRC/vendor/llama.cpp" -B "$BUILD_DIR/build" "${GENERATOR[@]}" \
     -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
     -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF
 nice -n 10 cmake --build "$BUILD_DIR/build" -j "$JOBS" \
-    --target llama-perplexity llama-quantize llama-imatrix llama-bench
+    --target llama-perplexity llama-quantize llama-imatrix llama-bench llama-gguf-split
 ln -sfn build/bin "$BUILD_DIR/bin"  # llama.cpp puts binaries and shared libraries in <build>/bin
 echo "built llama.cpp tools (llama-cpp-python $VERSION vendor tree) in $BUILD_DIR/bin in $(( $(date +%s) - start )) s"
