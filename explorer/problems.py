@@ -50,7 +50,8 @@ class ProblemList(QObject):
         failures = s.stats.failures
         items = []
         if s.plan is not None and failures:
-            items = [(tp.name, failures[(tp.name, tp.type)]) for tp in s.plan.tensors if (tp.name, tp.type) in failures]
+            keys = [(tp.name, tp.type, tp.encoder) for tp in s.plan.tensors]
+            items = [(key[0], failures[key]) for key in keys if key in failures]
         if items != self.items:
             self.items = items
             self.changed.emit()

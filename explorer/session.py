@@ -34,7 +34,7 @@ from quant_core.split import SplitSpec
 
 from .light_jobs import LightJobs
 from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key, initial_state
-from .stats_cache import InspectKey, StatisticsCache
+from .stats_cache import InspectKey, StatisticsCache, eval_key
 from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
 from .stats_jobs import EvaluationFailure, NextJob, StatsJobs
 from .workers import GeneratorWorker, JobRunner
@@ -49,13 +49,13 @@ def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatri
         try:
             yield from iter_evaluate(model, plan, [name], rows, imatrix, threads)
         except QuantError as err:
-            yield EvaluationFailure(name, plan.tensor(name).type, str(err))
+            yield EvaluationFailure(name, plan.tensor(name).type, str(err), plan.tensor(name).encoder)
 
 
 def _inspect(model: Model, tp: TensorPlan, compare: str | None, imatrix: Any, sample: int, threads: int | None):
     """iter_inspect with the importance values looked up in the job: a bad entry is reported."""
     values = tensor_importance(imatrix, tp.source)
-    yield from iter_inspect(model, tp.source, tp.type, compare, values, sample, threads)
+    yield from iter_inspect(model, tp.source, tp.type, compare, values, sample, threads, tp.encoder)
 
 
 class ExplorerSession(QObject):
@@ -366,7 +366,7 @@ class ExplorerSession(QObject):
         """The best known statistics of a tensor at its planned type (None until computed)."""
         if self.plan is None:
             return None
-        return self.stats.evaluation(name, self.plan.tensor(name).type)
+        return self.stats.evaluation(*eval_key(self.plan.tensor(name)))
 
     def inspection_key(self) -> InspectKey | None:
         """What the inspector shows: first selected tensor, its planned type, the compared type."""
@@ -376,7 +376,7 @@ class ExplorerSession(QObject):
             tp = self.plan.tensor(self.selected[0])
         except QuantError:  # a selection from before the tensors changed
             return None
-        return (tp.name, tp.type, self.compare_type) if tp.quantizable else None
+        return (tp.name, tp.type, self.compare_type, tp.encoder) if tp.quantizable else None
 
     def inspection_problem(self) -> str | None:
         """Why the current inspection failed (one line), or None."""
@@ -416,7 +416,7 @@ class ExplorerSession(QObject):
     def _overview_job(self) -> GeneratorWorker | None:
         plan = self.plan
         assert plan is not None
-        missing = [tp.name for tp in plan.tensors if tp.quantizable and not self.stats.known(tp.name, tp.type)]
+        missing = [tp.name for tp in plan.tensors if tp.quantizable and not self.stats.known(*eval_key(tp))]
         if not missing:
             return None
         model, imatrix, threads, rows = self.model, self.imatrix, self.threads, self.sample_rows

@@ -36,6 +36,7 @@ class EvaluationFailure:
     name: str
     type: str
     message: str
+    encoder: str = "ggml"
 
 
 class StatsJobs(QObject):
@@ -121,7 +122,7 @@ class StatsJobs(QObject):
             session.stats.add_evaluation(item)
             session.stats_updated.emit([item.name])
         elif isinstance(item, EvaluationFailure):
-            session.stats.add_failure(item.name, item.type, item.message)
+            session.stats.add_failure(item.name, item.type, item.message, item.encoder)
             session.problems.refresh()  # one summary for all such tensors, not a dialog each
 
     def _on_job_error(self, message: str, generation: int, inspect_key: InspectKey | None) -> None:

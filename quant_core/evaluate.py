@@ -24,13 +24,14 @@ DEFAULT_SAMPLE_ROWS = 64
 
 @dataclass(frozen=True)
 class TensorEvaluation:
-    """Error statistics of one tensor at one type."""
+    """Error statistics of one tensor at one type, written by one encoder ("ggml" or "hqq")."""
 
     name: str
     type: str
     stats: ErrorStats
     rows_used: int
     n_rows: int
+    encoder: str = "ggml"
 
     @property
     def sampled(self) -> bool:
@@ -59,8 +60,9 @@ def evaluate_tensor(
     rows: np.ndarray,
     imatrix_values: np.ndarray | None = None,
     threads: int | None = None,
+    encoder: str = "ggml",
 ) -> ErrorStats:
-    """Quantize the given rows of ``t`` to ``type_name`` and return the error statistics.
+    """Quantize the given rows of ``t`` to ``type_name`` (with ``encoder``) and return the error statistics.
 
     Rows are grouped so that every chunk shares one expert's importance vector.
     """
@@ -76,7 +78,7 @@ def evaluate_tensor(
             if copy:
                 acc.add(x, x)
                 continue
-            q = quantize(x, type_name, imatrix=qw, threads=threads)
+            q = quantize(x, type_name, imatrix=qw, threads=threads, encoder=encoder)
             acc.add(x, dequantize(q, type_name, t.n_per_row, threads=threads))
     return acc.result()
 
@@ -101,18 +103,20 @@ def iter_evaluate(
     """Evaluate the plan's tensors (or ``names``), yielding one result per tensor.
 
     ``types`` maps tensor names to a type to evaluate instead of the planned one (used to
-    compare alternatives). Tensors whose type cannot be quantized are skipped.
+    compare alternatives; with ggml's encoder). Each tensor's planned encoder is used at its
+    planned type. Tensors whose type cannot be quantized are skipped.
     """
     wanted = None if names is None else set(names)
     for tp in plan.tensors:
         if wanted is not None and tp.name not in wanted:
             continue
         type_name = (types or {}).get(tp.name, tp.type)
+        encoder = tp.encoder if type_name == tp.type else "ggml"
         t = tp.source
         rows = sample_rows(t.n_rows, max_rows)
         values = tensor_importance(imatrix, t)
         try:
-            stats = evaluate_tensor(model, t, type_name, rows, values, threads)
+            stats = evaluate_tensor(model, t, type_name, rows, values, threads, encoder)
         except QuantError as err:
             raise QuantError(f"{tp.name}: {err}") from None
-        yield TensorEvaluation(tp.name, type_name, stats, len(rows), t.n_rows)
+        yield TensorEvaluation(tp.name, type_name, stats, len(rows), t.n_rows, encoder)

@@ -33,6 +33,7 @@ class Inspection:
     levels: np.ndarray
     rows_used: int
     n_rows: int
+    encoder: str = "ggml"
 
     @property
     def full(self) -> bool:
@@ -40,7 +41,12 @@ class Inspection:
 
 
 def block_levels(
-    model: Model, t: TensorInfo, type_name: str, rows: np.ndarray, imatrix_values: np.ndarray | None = None
+    model: Model,
+    t: TensorInfo,
+    type_name: str,
+    rows: np.ndarray,
+    imatrix_values: np.ndarray | None = None,
+    encoder: str = "ggml",
 ) -> np.ndarray:
     """Distinct dequantized values of the scale group holding the largest sampled weight."""
     x = model.rows_f32(t.name, rows[: min(len(rows), 16)])
@@ -51,7 +57,7 @@ def block_levels(
     if type_name == t.src_type or qt.is_float:
         return np.unique(x[r, start : start + group])
     qw = None if imatrix_values is None else imatrix_values[: t.n_per_row]
-    y = dequantize(quantize(x[r : r + 1], type_name, imatrix=qw), type_name, t.n_per_row)[0]
+    y = dequantize(quantize(x[r : r + 1], type_name, imatrix=qw, encoder=encoder), type_name, t.n_per_row)[0]
     return np.unique(y[start : start + group])
 
 
@@ -63,24 +69,28 @@ def iter_inspect(
     imatrix_values: np.ndarray | None = None,
     sample: int = DEFAULT_SAMPLE_ROWS,
     threads: int | None = None,
+    encoder: str = "ggml",
 ) -> Iterator[Inspection]:
     """Yield the row-sampled inspection at once, then (for bigger tensors) the full one.
 
     ``compare_type`` is a second GGUF type or one of HQQ's native schemes
-    (:data:`quant_core.hqq_native.SCHEMES`).
+    (:data:`quant_core.hqq_native.SCHEMES`). ``encoder`` writes the planned type; a compared
+    GGUF type uses ggml's (so the planned type itself compares when the planned encoder is HQQ).
 
     The weight histogram and the block levels come from the sampled rows in both passes.
     """
     passes = [sample_rows(t.n_rows, sample)]
     if len(passes[0]) < t.n_rows:
         passes.append(np.arange(t.n_rows))
-    levels = block_levels(model, t, type_name, passes[0], imatrix_values)
+    levels = block_levels(model, t, type_name, passes[0], imatrix_values, encoder)
     counts, edges = weight_histogram(model.rows_f32(t.name, passes[0]), HIST_BINS)
     for rows in passes:
-        stats = evaluate_tensor(model, t, type_name, rows, imatrix_values, threads)
+        stats = evaluate_tensor(model, t, type_name, rows, imatrix_values, threads, encoder)
         other = None
         if is_scheme(compare_type):  # HQQ's own format, not a GGUF type
             other = evaluate_scheme(model, t, str(compare_type).upper(), rows, imatrix_values)
-        elif compare_type and compare_type != type_name:
+        elif compare_type and (compare_type != type_name or encoder != "ggml"):
             other = evaluate_tensor(model, t, compare_type, rows, imatrix_values, threads)
-        yield Inspection(t.name, type_name, stats, compare_type, other, counts, edges, levels, len(rows), t.n_rows)
+        yield Inspection(
+            t.name, type_name, stats, compare_type, other, counts, edges, levels, len(rows), t.n_rows, encoder
+        )

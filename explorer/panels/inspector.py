@@ -88,6 +88,17 @@ def _union(*ranges: tuple[float, float] | None) -> tuple[float, float] | None:
     return (min(r[0] for r in found), max(r[1] for r in found)) if found else None
 
 
+def planned_label(insp: Inspection) -> str:
+    """'Q4_K (planned)', or 'Q4_K (planned, HQQ)' for an HQQ-encoded tensor."""
+    return f"{insp.type} (planned, HQQ)" if insp.encoder == "hqq" else f"{insp.type} (planned)"
+
+
+def compare_label(insp: Inspection) -> str | None:
+    """The compared type; '(ggml)' added when the planned tensor is HQQ-encoded."""
+    c = insp.compare_type
+    return f"{c} (ggml)" if c and insp.encoder == "hqq" and not is_scheme(c) else c
+
+
 def short_name(tensor: str) -> str:
     """``blk.0.attn_q.weight`` → ``blk.0.attn_q``: the name as titles show it."""
     return tensor.removesuffix(".weight")
@@ -229,7 +240,7 @@ class Inspector(QWidget):
             return None
 
     def _on_inspection(self, insp: Inspection) -> None:
-        if (insp.name, insp.type, insp.compare_type) == self.session.inspection_key():
+        if (insp.name, insp.type, insp.compare_type, insp.encoder) == self.session.inspection_key():
             self._show(insp)
 
     def _refresh(self) -> None:
@@ -304,14 +315,14 @@ class Inspector(QWidget):
             pen=pg.mkPen(planned.darker(120), width=1.5),
             brush=_fill(planned, 110),
         )
-        self._rename(self.error_curve, f"{insp.type} (planned)")
+        self._rename(self.error_curve, planned_label(insp))
         other = insp.compare_stats
         if other is not None and insp.compare_type:
             c = QColor(HQQ_COLOR) if is_scheme(insp.compare_type) else type_color(insp.compare_type)
             self.compare_curve.setData(
                 other.hist_edges, other.hist_counts, pen=pg.mkPen(c.darker(110), width=2, style=Qt.DashLine)
             )
-            self._rename(self.compare_curve, insp.compare_type)
+            self._rename(self.compare_curve, compare_label(insp))
         else:
             self.compare_curve.setData([], [])
             self._rename(self.compare_curve, None)
@@ -372,8 +383,8 @@ class Inspector(QWidget):
         columns = [("", None), ("", None)]
         if insp is not None:
             columns = [
-                (f"{insp.type} (planned)", insp.stats),
-                (insp.compare_type or "compare: none", insp.compare_stats),
+                (planned_label(insp), insp.stats),
+                (compare_label(insp) or "compare: none", insp.compare_stats),
             ]
         self.table.setHorizontalHeaderLabels([c for c, _ in columns])
         for col, (_title, stats) in enumerate(columns):
@@ -396,7 +407,7 @@ class Inspector(QWidget):
                     problem = scheme_problem(tp.source)
                 elif tp is not None and tp.quantizable:
                     problem = type_problem(tp, name)
-                    if problem is None and name == tp.type:
+                    if problem is None and name == tp.type and tp.encoder == "ggml":
                         problem = "this is the planned type"
                     elif problem is None and QTYPES[name].ggml_requires_imatrix and s.imatrix is None:
                         problem = "needs an importance matrix (File > Load importance matrix)"

@@ -67,7 +67,7 @@ def test_inspector_shows_what_the_session_cache_holds(qtbot, show, session):
     assert inspector.shown is session.inspection
     session.select(["blk.1.ffn_up.weight"])
     session.select([TENSOR])
-    assert inspector.shown is session.stats.inspection((TENSOR, session.plan.tensor(TENSOR).type, None))
+    assert inspector.shown is session.stats.inspection((TENSOR, session.plan.tensor(TENSOR).type, None, "ggml"))
     session.stats.clear()
     session.select(["blk.1.ffn_up.weight"])
     session.select([TENSOR])
