@@ -55,3 +55,18 @@ def test_an_all_ggml_plan_writes_the_same_bytes_as_before(small_gguf: Path, tmp_
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (plain, ggml_only)]
     assert digest[0] == digest[1]
     assert ENCODER_KEY not in gguf.GGUFReader(ggml_only).fields
+
+
+def test_hqq_export_changes_only_the_hqq_tensors_and_decodes_with_gguf_py(small_gguf: Path, tmp_path: Path) -> None:
+    ggml_out, hqq_out = tmp_path / "ggml.gguf", tmp_path / "hqq.gguf"
+    _export(small_gguf, ggml_out)
+    _export(small_gguf, hqq_out, tensor_encoders=(("ffn_up", "hqq"),))
+    source = {t.name: t for t in gguf.GGUFReader(small_gguf).tensors}
+    ggml = {t.name: t for t in gguf.GGUFReader(ggml_out).tensors}
+    for t in gguf.GGUFReader(hqq_out).tensors:
+        same = bytes(t.data) == bytes(ggml[t.name].data)
+        assert same != ("ffn_up" in t.name), t.name
+        if "ffn_up" in t.name:
+            x = source[t.name].data.astype("float32")
+            y = gguf.dequantize(t.data, t.tensor_type).reshape(x.shape)
+            assert float(((x - y) ** 2).sum() / (x**2).sum()) ** 0.5 < 0.15  # Q4_K-sized error
