@@ -40,3 +40,7 @@ sensitivity runs calibrate on, so quality measured afterwards on DEMO_EVAL_TEXT 
 
 SYNTHETIC_MODEL: Path = ASSETS / "demo-synthetic-llama.gguf"
 """Random weights with realistic statistics (``quant_core.demo``), used by tests."""
+
+HQQ_MEASUREMENTS: Path = ASSETS / "hqq-measurements.json"
+"""HQQ- vs ggml-encoded weight error and model quality per type (``tools/measure_hqq.py``), read by
+``quant_core.hqq_policy`` to decide where HQQ may be suggested."""

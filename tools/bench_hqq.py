@@ -30,6 +30,9 @@ def bench(rows: np.ndarray, threads: int, runs: int) -> None:
     qw = np.random.default_rng(0).lognormal(0.0, 1.0, rows.shape[1]).astype(np.float32)
     print(f"{'type':6} {'imatrix':7} {'ggml ms (runs)':40} {'hqq ms (runs)':40} hqq/ggml")
     for type_name in (n for n in QTYPES if n in HQQ_TYPES):
+        if rows.shape[1] % QTYPES[type_name].block_size:
+            print(f"{type_name:6} skipped: rows of {rows.shape[1]} are not whole {type_name} blocks")
+            continue
         for weights in (None, qw):
             for encoder in ("ggml", "hqq"):  # compile and warm up
                 quantize(rows[:2], type_name, imatrix=weights, encoder=encoder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gguf
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 from quant_core import EncoderError, UnknownTypeError, dequantize, quantize
-from quant_core.assets import DEMO_MODEL
+from quant_core.assets import DEMO_MODEL, HQQ_MEASUREMENTS
 from quant_core.export import iter_export
+from quant_core.hqq_policy import hqq_wins, measured_configs
 from quant_core.model import open_model
 from quant_core.plan import QuantOptions, build_plan
 from quant_core.qtypes import ENCODERS, HQQ_TYPES, QTYPES, check_encoder, encoders_for
@@ -158,3 +160,42 @@ def test_hqq_encoded_demo_model_runs_in_llama_cpp(preset: str, tmp_path: Path) -
         llm.close()
     assert logits.shape[1] == llm.n_vocab and np.isfinite(logits).all()
     assert logits.std() > 0
+
+
+def _measurements(tmp_path: Path, rows: list[tuple[str, str, bool, str, float | None]]) -> Path:
+    results = [
+        {"model": m, "config": c, "imatrix": i, "encoder": e, "quality": None if k is None else {"kld_mean": k}}
+        for m, c, i, e, k in rows
+    ]
+    path = tmp_path / "hqq.json"
+    path.write_text(json.dumps({"results": results}))
+    return path
+
+
+def test_hqq_is_suggested_only_where_its_kld_is_lower(tmp_path: Path) -> None:
+    path = _measurements(
+        tmp_path,
+        [
+            ("demo", "Q4_1", False, "ggml", 0.05),
+            ("demo", "Q4_1", False, "hqq", 0.04),
+            ("demo", "Q4_1", True, "ggml", 0.03),
+            ("demo", "Q4_1", True, "hqq", 0.035),
+            ("demo", "Q4_K", False, "ggml", 0.02),
+            ("demo", "Q4_K", False, "hqq", 0.01),
+            ("real", "Q4_K", False, "ggml", 0.02),
+            ("real", "Q4_K", False, "hqq", 0.03),  # loses on a second model: not suggested
+            ("real", "Q5_1", False, "ggml", None),  # weight error only, no quality pass
+            ("real", "Q5_1", False, "hqq", None),
+        ],
+    )
+    assert hqq_wins("q4_1", False, path) and not hqq_wins("Q4_1", True, path)
+    assert not hqq_wins("Q4_K", False, path)
+    assert not hqq_wins("Q5_1", False, path) and not hqq_wins("Q8_0", False, path)
+    assert not hqq_wins("Q4_1", False, tmp_path / "missing.json")
+
+
+def test_bundled_measurements_cover_every_hqq_type() -> None:
+    if not HQQ_MEASUREMENTS.is_file():
+        pytest.skip("no measurements bundled")
+    covered = {config for config, _ in measured_configs()}
+    assert covered >= HQQ_TYPES
