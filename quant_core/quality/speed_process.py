@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from .speed import SpeedReport, SpeedSettings
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding quant_core
 _CHILD = f"import sys; from {__name__} import main; sys.exit(main(sys.argv[1:]))"
+HEARTBEAT_S = 0.2  # the last progress again this often while the child is silent (so cancel is prompt)
 
 
 def _child_env() -> dict[str, str]:
@@ -41,7 +43,9 @@ def iter_speed(
 ) -> Iterator[QualityProgress | SpeedReport]:
     """Measure ``path``'s prompt (pp) and generation (tg) speed as llama-bench: progress, then the report.
 
-    Stop iterating to cancel: the child process is killed at once.
+    Stop iterating to cancel: the child process is killed at once. While one long llama.cpp call
+    runs (a big model's prompt batch), the last progress item is repeated every
+    :data:`HEARTBEAT_S` seconds, so a consumer that cancels between items is not kept waiting.
     """
     s = (settings or SpeedSettings()).resolved()
     s.check()
@@ -50,7 +54,7 @@ def iter_speed(
         raise QualityError(f"no such model file: {p}")
     cmd = [sys.executable, "-c", _CHILD, str(p.resolve()), json.dumps(asdict(s))]
     with tempfile.TemporaryFile() as err_file:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, env=_child_env(), text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err_file, env=_child_env())
         try:
             yield from _read_child(proc)
             proc.wait()
@@ -66,18 +70,42 @@ def iter_speed(
             raise QualityError(f"the speed measurement stopped (code {proc.returncode}): {' '.join(tail)}".rstrip())
 
 
-def _read_child(proc: subprocess.Popen[str]) -> Iterator[QualityProgress | SpeedReport]:
+def _child_lines(proc: subprocess.Popen[bytes]) -> Iterator[bytes | None]:
+    """The child's output lines; None whenever it has been silent for :data:`HEARTBEAT_S`."""
     assert proc.stdout is not None
-    for line in proc.stdout:
+    if os.name == "nt":  # select() does not take pipes there
+        yield from proc.stdout
+        return
+    fd, pending = proc.stdout.fileno(), b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], HEARTBEAT_S)
+        if not ready:
+            yield None
+            continue
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from lines
+
+
+def _read_child(proc: subprocess.Popen[bytes]) -> Iterator[QualityProgress | SpeedReport]:
+    last: QualityProgress | None = None
+    for line in _child_lines(proc):
+        if line is None:
+            if last is not None:
+                yield last
+            continue
         try:
             doc = json.loads(line)
         except ValueError:
             continue  # anything else a library printed
         if "progress" in doc:
-            stage, done, total = doc["progress"]
-            yield QualityProgress(stage, done, total)
+            last = QualityProgress(*doc["progress"])
+            yield last
         elif "report" in doc:
             yield SpeedReport.from_json(doc["report"])
+            return
         elif "error" in doc:
             proc.wait()
             if doc.get("missing"):
