@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     first = open_model(args.files[0])
     info = source_info(source) if source is not None else _from_quant(first)
     out = Path(args.output) if args.output else Path(args.files[0]).parent / "README.md"
+    if out.suffix.lower() == ".gguf" or any(out.resolve() == Path(f).resolve() for f in [*args.files, *args.eval]):
+        raise CardError(f"{out} is a model or an input; write the card to a .md file")
     write_card(out, render_card(info, entries, args.title))
     print(f"wrote {out}: {len(entries)} file(s)")
     return 0

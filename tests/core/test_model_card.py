@@ -182,6 +182,7 @@ def test_quantize_writes_a_card_and_card_command_builds_a_ladder(small_gguf: Pat
     assert "llama-quantize m.gguf" not in text and f" {small_gguf.name} m-Q8_0.gguf Q8_0\n" in text
     assert len(re.findall(r"```sh\nllama-quantize ", text)) == 2
     assert main(["card", str(tmp_path / "nope.gguf"), "-o", str(out)]) == 1
+    assert main(["card", str(a), "-o", str(b)]) == 1 and not b.exists()  # never over a model
     assert "error" in capsys.readouterr().err
 
 
