@@ -51,13 +51,13 @@ def scheme_label(name: str) -> str:
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _shrink(d, beta, p):
-    """HQQ's generalised soft threshold of the residual d (0 stays 0)."""
+def _shrink(d, inv_beta, pm1):
+    """HQQ's generalised soft threshold of the residual d (0 stays 0), in float32."""
     a = abs(d)
     if a == 0.0:
-        return 0.0
-    t = a - a ** (p - 1.0) / beta
-    return math.copysign(t, d) if t > 0.0 else 0.0
+        return np.float32(0.0)
+    t = a - a**pm1 * inv_beta
+    return np.float32(math.copysign(t, d)) if t > 0.0 else np.float32(0.0)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -74,15 +74,18 @@ def _start(x, r, g, group, qmax, round_zero, s, z):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def _step(x, r, g, group, qmax, s, z, beta, p):
-    """One proximal step of a group: (new zero, sum |w - w_r| at the old zero)."""
-    inv, zero = s[r, g], z[r, g]
+    """One proximal step of a group: (new zero, sum |w - w_r| at the old zero). float32 inside."""
+    inv, zero = np.float32(s[r, g]), np.float32(z[r, g])
+    step = np.float32(1.0) / inv
+    inv_beta, pm1 = np.float32(1.0 / beta), np.float32(p - 1.0)
+    top = np.float32(qmax)
     acc, err = 0.0, 0.0
     for j in range(g * group, (g + 1) * group):
         w = x[r, j]
-        q = min(max(np.rint(w * inv + zero), 0.0), qmax)
-        d = w - (q - zero) / inv
+        q = min(max(np.rint(w * inv + zero), np.float32(0.0)), top)
+        d = w - (q - zero) * step
         err += abs(d)
-        acc += q - (w - _shrink(d, beta, p)) * inv
+        acc += q - (w - _shrink(d, inv_beta, pm1)) * inv
     return acc / group, err
 
 
