@@ -218,12 +218,21 @@ class _Bench:
         self.ll.llama_synchronize(self.ctx)
 
     def gen_steps(self, n_gen: int) -> Iterator[int]:
-        """Decode ``n_gen`` tokens one at a time (the first BOS when added); yields tokens done."""
-        token = self.bos if self.bos is not None else int(self._random(1)[0])
+        """Decode ``n_gen`` tokens one at a time (the first BOS when added); yields tokens done.
+
+        The random tokens are drawn up front and one batch is reused (its token rewritten), so
+        the Python work per token stays far below llama.cpp's.
+        """
+        ll, ctx = self.ll, self.ctx
+        following = self._random(n_gen).tolist()
+        buf = (ll.llama_token * 1)(self.bos if self.bos is not None else following[-1])
+        batch = ll.llama_batch_get_one(buf, 1)  # position: the next one in the cache
         for i in range(n_gen):
-            self._decode(np.array([token], dtype=np.int32))
-            self.ll.llama_synchronize(self.ctx)
-            token = int(self._random(1)[0])
+            rc = ll.llama_decode(ctx, batch)
+            if rc != 0:
+                raise QualityError(f"llama.cpp failed to evaluate a generated token (code {rc})")
+            ll.llama_synchronize(ctx)
+            buf[0] = following[i]
             yield i + 1
 
     def free_context(self) -> None:
