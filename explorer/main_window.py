@@ -331,7 +331,8 @@ class MainWindow(QMainWindow):
             "About Quant Explorer",
             "Quant Explorer designs mixed-precision GGUF quantizations, shows their "
             "error and size before writing, and exports files byte-identical to "
-            "llama.cpp's llama-quantize.",
+            "llama.cpp's llama-quantize (with ggml's encoder, the default; tensors encoded "
+            "with HQQ have the same types and size but other bytes).",
         )
 
     def show_error(self, message: str) -> None:

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from quant_core.encoders import uses_encoders
 from quant_core.errors import QuantError
 from quant_core.plan import QuantOptions
 from quant_core.quality import QualityReport, SpeedReport, cache_dir
@@ -133,6 +134,7 @@ def describe(state: PlanState) -> tuple[str, str]:
             ("leave output", o.leave_output_tensor),
             ("pruned", bool(o.prune_layers)),
             ("kv overrides", bool(o.override_kv)),
+            ("HQQ encoder", uses_encoders(o)),
         )
         if on
     ]

@@ -91,11 +91,27 @@ def _effective(tp: TensorPlan, wanted: str, why: str, has_imatrix: bool) -> tupl
     if why == "explicit":
         return HQQ, "HQQ chosen for this tensor"
     if tp.why.kind is ReasonKind.AUTO_MIX:
-        from .hqq_policy import hqq_wins
-
-        if not hqq_wins(tp.type, has_imatrix):
-            return GGML, f"auto-mix type {tp.type}: HQQ did not win on KLD for it, ggml kept"
+        offered, note = hqq_offered(tp.type, has_imatrix)
+        if not offered:
+            return GGML, f"auto-mix type {tp.type}: ggml kept ({note})"
     return HQQ, why
+
+
+def hqq_offered(type_name: str, with_imatrix: bool) -> tuple[bool, str]:
+    """Whether the app may suggest HQQ for ``type_name``, and the measured reason in words.
+
+    True only for a type HQQ can encode where it measurably wins on KLD
+    (:func:`quant_core.hqq_policy.hqq_wins`).
+    """
+    if not hqq_encodable(type_name):
+        return False, f"HQQ cannot encode {type_name}"
+    from .hqq_policy import hqq_wins
+
+    imatrix = "with" if with_imatrix else "without"
+    measured = " (measured mean KLD, HQQ against ggml's encoder)"
+    if hqq_wins(type_name, with_imatrix):
+        return True, f"HQQ won on KLD for {type_name} {imatrix} an importance matrix{measured}"
+    return False, f"HQQ did not win on KLD for {type_name} {imatrix} an importance matrix{measured}"
 
 
 def resolve_encoders(plan: Plan) -> Plan:
@@ -131,6 +147,20 @@ def identity_note(plan: Plan) -> str | None:
     if not n:
         return None
     return f"not byte-identical to llama-quantize (HQQ-encoded tensors: {n}); same types and size"
+
+
+def policy_warnings(plan: Plan) -> list[str]:
+    """One line per type the plan HQQ-encodes although HQQ did not win on KLD for it (as asked)."""
+    by_type: dict[str, int] = {}
+    for name in hqq_tensors(plan):
+        t = plan.tensor(name).type
+        by_type[t] = by_type.get(t, 0) + 1
+    lines = []
+    for type_name, n in sorted(by_type.items()):
+        offered, note = hqq_offered(type_name, plan.has_imatrix)
+        if not offered:
+            lines.append(f"{note}; {n} {type_name} tensor(s) use it as asked")
+    return lines
 
 
 def encoder_metadata(plan: Plan) -> list[MetaField]:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quant_core.encoders import identity_note
 from quant_core.errors import QuantError
 from quant_core.export import ExportError, ExportProgress, check_output_path
 from quant_core.plan import Plan
@@ -165,6 +166,12 @@ class ExportDialog(QDialog):
             note.setWordWrap(True)
             note.setStyleSheet("color: #8a5a00;")
             layout.addWidget(note)
+        identity = identity_note(s.plan) if s.plan is not None else None
+        if identity:  # ggml's encoder everywhere writes llama-quantize's bytes; HQQ does not
+            self.identity_label = QLabel(f"This file will be {identity}.")
+            self.identity_label.setWordWrap(True)
+            self.identity_label.setStyleSheet("color: #8a5a00;")
+            layout.addWidget(self.identity_label)
         layout.addWidget(self.progress)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.result_label)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from quant_core.plan import TensorPlan
 
 from ..colors import error_color, text_color, type_color, type_tooltip
+from ..hqq_toggle import add_hqq_action, choice_tooltip, hqq_choice, set_hqq
 from ..session import ExplorerSession
 from .mix_map_model import MixCellDelegate, MixMapModel
 from .tensor_text import build_type_menu, first_problem, has_importance, is_explicit, ordered_types, representatives
@@ -137,6 +138,12 @@ class MixMap(QWidget):
         self.reset_button.setToolTip("Give the selected cells the preset's type again (Delete)")
         self.reset_button.clicked.connect(self.reset_selected)
         palette.addWidget(self.reset_button)
+        self.hqq_button = QToolButton()
+        self.hqq_button.setText("HQQ")
+        self.hqq_button.setCheckable(True)
+        self.hqq_button.setFocusPolicy(Qt.TabFocus)
+        self.hqq_button.clicked.connect(self._on_hqq_clicked)
+        palette.addWidget(self.hqq_button)
         palette.addStretch(1)
         self.error_toggle = QCheckBox("Colour by error")
         self.error_toggle.setToolTip(
@@ -179,11 +186,12 @@ class MixMap(QWidget):
         self.scale.setVisible(False)
         self.marks = QLabel(
             "<b>bold, dashed frame</b> = chosen by hand or by auto-mix · dotted frame = set by a rule"
-            " · dark corner = shape fallback"
+            " · dark corner = shape fallback · <b>H</b> = HQQ-encoded"
         )
         self.marks.setToolTip(
             "A fallback happens when the row length is not a multiple of the type's block "
-            "(llama-quantize then picks a compatible type)"
+            "(llama-quantize then picks a compatible type). H (bottom left): the tensor's blocks are "
+            "encoded with HQQ: same type and size, other scales and mins, not llama-quantize's bytes"
         )
         bottom = QHBoxLayout()
         bottom.addWidget(self.legend_box)
@@ -278,6 +286,14 @@ class MixMap(QWidget):
                 )
             )
         self.reset_button.setEnabled(any(is_explicit(tp) for tp in plans))
+        self._hqq = hqq_choice(plans, self.session.imatrix is not None)
+        self.hqq_button.setEnabled(self._hqq.enabled)
+        self.hqq_button.setChecked(self._hqq.checked)
+        self.hqq_button.setToolTip(choice_tooltip(self._hqq, self.session.imatrix is not None))
+
+    def _on_hqq_clicked(self, on: bool) -> None:
+        if not set_hqq(self.session, self._hqq.names, on):
+            self._update_controls()
 
     # ----- widget -> session ------------------------------------------------------------------
     def _on_view_selection(self, *_args: object) -> None:
@@ -303,6 +319,7 @@ class MixMap(QWidget):
         if not plans:
             return
         self.menu = build_type_menu(self, plans, self.assign_selected, self.reset_selected, self._has_importance)
+        add_hqq_action(self.menu, self.session, plans)
         for act in self.menu.actions():
             if act.menu() is not None:
                 add_type_ahead(act.menu())

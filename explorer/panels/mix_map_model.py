@@ -42,6 +42,7 @@ NAMES_ROLE = USER + 1
 EXPLICIT_ROLE = USER + 2
 FALLBACK_ROLE = USER + 3
 RULE_ROLE = USER + 4
+HQQ_ROLE = USER + 5
 _GLOBAL_ORDER = ("token_embd", "output")
 _CELL_FLAGS = Qt.ItemIsEnabled | Qt.ItemIsSelectable
 _NO_FLAGS = Qt.ItemFlag.NoItemFlags
@@ -254,6 +255,8 @@ class MixMapModel(QAbstractTableModel):
             return any(is_fallback(tp) for tp in plans)
         if role == RULE_ROLE:
             return any(is_rule_chosen(tp) for tp in plans)
+        if role == HQQ_ROLE:
+            return any(tp.encoder == "hqq" for tp in plans)
         if role == FONT:
             if any(is_explicit(tp) for tp in plans):
                 font = QFont()
@@ -279,6 +282,16 @@ class MixMapModel(QAbstractTableModel):
         if self.color_by_error:
             return error_color(self.rel_error(tp.name), self.worst_error)
         return type_color(tp.type)
+
+
+def _draw_hqq_mark(painter: QPainter, rect: QRect, fg: QColor, font: QFont) -> None:
+    """A small "H" in the bottom-left corner: the cell's tensors are HQQ-encoded."""
+    small = QFont(font)
+    small.setBold(True)
+    small.setPointSizeF(max(6.0, font.pointSizeF() * 0.7))
+    painter.setFont(small)
+    painter.setPen(fg)
+    painter.drawText(rect.adjusted(4, 0, 0, -2), Qt.AlignLeft | Qt.AlignBottom, "H")
 
 
 class MixCellDelegate(QStyledItemDelegate):
@@ -318,6 +331,8 @@ class MixCellDelegate(QStyledItemDelegate):
             painter.setPen(Qt.NoPen)
             painter.setBrush(fg)
             painter.drawPolygon(corner)
+        if index.data(HQQ_ROLE):
+            _draw_hqq_mark(painter, rect, fg, font)
         if option.state & QStyle.State_Selected:
             painter.setPen(QPen(option.palette.highlight().color(), 3))
             painter.setBrush(Qt.NoBrush)

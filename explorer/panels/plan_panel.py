@@ -218,7 +218,10 @@ class PlanPanel(QWidget):
         layout = QVBoxLayout(box)
         self.command_text = QPlainTextEdit()
         self.command_text.setReadOnly(True)
-        self.command_text.setToolTip("The llama-quantize command line that produces the same file")
+        self.command_text.setToolTip(
+            "The llama-quantize command line that produces the same file (with HQQ-encoded tensors only "
+            "the same types and size: a first # line says so)"
+        )
         self.command_text.setMaximumHeight(6 * self.fontMetrics().height())
         self.copy_button = QPushButton("&Copy command")
         self.copy_button.setToolTip("Copy the llama-quantize command line to the clipboard")

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from quant_core.plan import TensorPlan
 
 from ..colors import type_tooltip
+from ..hqq_toggle import add_hqq_action
 from ..session import ExplorerSession
 from .tensor_table_model import (
     COL_LAYER,
@@ -222,6 +223,7 @@ class TensorTable(QWidget):
         if not plans:
             return
         self.menu = build_type_menu(self, plans, self.assign_selected, self.reset_selected)
+        add_hqq_action(self.menu, self.session, plans)
         self.menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def assign_selected(self, type_name: str | None = None) -> bool:

@@ -49,6 +49,7 @@ COLUMNS = (
     "Parameters",
     "Source",
     "Type",
+    "Encoder",
     "Why",
     "Size",
     "Bits/weight",
@@ -62,6 +63,7 @@ COLUMNS = (
     COL_PARAMS,
     COL_SOURCE,
     COL_TYPE,
+    COL_ENCODER,
     COL_WHY,
     COL_SIZE,
     COL_BPW,
@@ -75,6 +77,7 @@ HEADER_TIPS = {
     COL_PARAMS: "Number of weights",
     COL_SOURCE: "Type in the source file",
     COL_TYPE: "Planned type (double-click or F2 to change; bold = chosen by hand, italic = shape fallback)",
+    COL_ENCODER: "Who chooses the blocks' scales: ggml (llama-quantize's bytes) or HQQ (same type and size)",
     COL_WHY: "Which llama-quantize rule chose the type",
     COL_SIZE: "Bytes this tensor takes in the output file",
     COL_BPW: "Bits per weight of this tensor in the output file",
@@ -203,6 +206,8 @@ class TensorTableModel(QAbstractTableModel):
     def _tooltip(self, tp: TensorPlan, col: int) -> str:
         if col == COL_ERROR:
             return error_detail(self.evaluation(tp)) if tp.quantizable else "not quantized"
+        if col == COL_ENCODER:
+            return f"{self._display(tp, col) or 'copied'}: {tp.encoder_why}"
         text = tensor_tooltip(tp, self.evaluation(tp))
         if col == COL_TYPE:
             text += "<hr>" + type_tooltip(tp.type)
@@ -226,6 +231,8 @@ class TensorTableModel(QAbstractTableModel):
             return src.src_type
         if col == COL_TYPE:
             return tp.type
+        if col == COL_ENCODER:
+            return "HQQ" if tp.encoder == "hqq" else ("ggml" if tp.quantizable and tp.converts else "")
         if col == COL_WHY:
             return tp.reason
         if col == COL_SIZE:

@@ -97,6 +97,8 @@ def tensor_tooltip(tp: TensorPlan, evaluation: object | None) -> str:
     ]
     if is_explicit(tp):
         lines.append(f"preset would choose {tp.preset_type}: {escape(tp.preset_reason)}")
+    if tp.encoder == "hqq" or tp.encoder_why != "default":
+        lines.append(f"encoder <b>{'HQQ' if tp.encoder == 'hqq' else 'ggml'}</b>: {escape(tp.encoder_why)}")
     lines.append(f"size {format_bytes(tp.n_bytes)} ({8.0 * tp.n_bytes / max(1, src.n_elements):.3g} bits per weight)")
     if tp.quantizable:
         lines.append(escape(error_detail(evaluation)))

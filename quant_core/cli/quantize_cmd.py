@@ -8,7 +8,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from ..encoders import identity_note
+from ..encoders import identity_note, policy_warnings
 from ..errors import QuantError
 from ..export import ExportProgress, check_output_path, iter_export
 from ..ftypes import file_type
@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(inp, out, (args.imatrix, args.recipe, args.tensor_type_file, args.like))
     split = split_spec(args)
     model, plan, imatrix, keys = open_and_plan(args, preset)
+    for line in policy_warnings(plan) if not args.dry_run else ():  # --dry-run prints them with the plan
+        print(f"warning: {line}", file=sys.stderr)
     size = project_size(model, plan, keys)
     parts = projected_parts(model, plan, split, keys)
     if args.dry_run:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..encoders import HQQ, identity_note
+from ..encoders import HQQ, identity_note, policy_warnings
 from ..plan import Plan
 from ..reasons import ReasonKind
 from ..size import SizeReport
@@ -27,6 +27,8 @@ def print_plan_table(plan: Plan, size: SizeReport) -> None:
     note = identity_note(plan)
     if note:
         print(f"note: {note}")
+    for line in policy_warnings(plan):
+        print(f"warning: {line}")
     missing = [tp.name for tp in plan.tensors if tp.requires_imatrix and not plan.has_imatrix]
     if missing:
         print(f"warning: {len(missing)} tensor(s) need an importance matrix (first: {missing[0]})")

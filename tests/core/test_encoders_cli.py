@@ -11,6 +11,14 @@ import quant_core.export as export_mod
 from quant_core.cli import main
 from quant_core.quantize import quantize
 
+from .hqq_fake_policy import use_policy
+
+
+@pytest.fixture(autouse=True)
+def policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Measured numbers where HQQ wins on Q4_K (so no warning unless a test says otherwise)."""
+    use_policy(monkeypatch, {("Q4_K", False): (0.0005, 0.0004)})
+
 
 def _plan_json(small_gguf: Path, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
     assert main(["plan", str(small_gguf), "Q4_K_M", "--json", *args]) == 0
@@ -75,3 +83,16 @@ def test_quantize_says_not_identical_after_verifying(
     assert "hqq" in asked and "ggml" in asked
     assert main(["quantize", str(small_gguf), str(tmp_path / "p.gguf"), "Q8_0"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_hqq_asked_for_a_type_where_it_lost_is_a_warning_not_a_refusal(
+    small_gguf: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_policy(monkeypatch, {("Q4_K", False): (0.0005, 0.0006)})
+    assert main(["plan", str(small_gguf), "Q4_K_M", "--tensor-encoder", "ffn_up=hqq"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: HQQ did not win on KLD for Q4_K without an importance matrix (measured mean KLD" in out
+    assert "; 3 Q4_K tensor(s) use it as asked" in out
+    use_policy(monkeypatch, {("Q4_K", False): (0.0006, 0.0005)})
+    assert main(["plan", str(small_gguf), "Q4_K_M", "--tensor-encoder", "ffn_up=hqq"]) == 0
+    assert "warning: HQQ" not in capsys.readouterr().out

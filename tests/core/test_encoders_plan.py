@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from dataclasses import replace
 
 import pytest
@@ -25,6 +23,7 @@ from quant_core.qtypes import HQQ_TYPES
 from quant_core.recipe import Recipe, RecipeError, llama_quantize_command
 from quant_core.size import project_size
 
+from .hqq_fake_policy import use_policy
 from .synthetic import GOLDEN_MODELS, header_model
 
 MODEL = header_model(**GOLDEN_MODELS["vis-a"])
@@ -111,14 +110,13 @@ def test_bad_tensor_encoder_rules_are_refused(entry: str) -> None:
 
 
 def test_auto_mixed_tensors_take_hqq_only_where_it_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    policy = types.ModuleType("quant_core.hqq_policy")
-    policy.hqq_wins = lambda type_name, with_imatrix: type_name == "Q5_K"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "quant_core.hqq_policy", policy)
+    use_policy(monkeypatch, {("Q4_K", False): (0.0005, 0.0006), ("Q5_K", False): (0.0002, 0.0001)})
     base = _plan(encoder="hqq")
     chosen = {"blk.0.attn_q.weight": "Q4_K", "blk.1.attn_q.weight": "Q5_K"}
     plan = with_explicit(base, chosen, auto_mixed=chosen.keys())
     assert plan.tensor("blk.0.attn_q.weight").encoder == "ggml"
-    assert "did not win" in plan.tensor("blk.0.attn_q.weight").encoder_why
+    why = plan.tensor("blk.0.attn_q.weight").encoder_why
+    assert "did not win" in why and "Q4_K without an importance matrix" in why
     assert plan.tensor("blk.1.attn_q.weight").encoder == "hqq"
     pinned = replace(base, options=with_tensor_encoders(base.options, ["blk.0.attn_q.weight"], "hqq"))
     by_hand = with_explicit(pinned, chosen, auto_mixed=chosen.keys())
