@@ -105,9 +105,11 @@ def hqq_offered(type_name: str, with_imatrix: bool) -> tuple[bool, str]:
     """
     if not hqq_encodable(type_name):
         return False, f"HQQ cannot encode {type_name}"
-    from .hqq_policy import hqq_wins
+    from .hqq_policy import hqq_wins, measured_configs
 
     imatrix = "with" if with_imatrix else "without"
+    if (str(type_name).upper(), bool(with_imatrix)) not in measured_configs():
+        return False, f"HQQ is not measured against ggml for {type_name} {imatrix} an importance matrix yet"
     measured = " (measured mean KLD, HQQ against ggml's encoder)"
     if hqq_wins(type_name, with_imatrix):
         return True, f"HQQ won on KLD for {type_name} {imatrix} an importance matrix{measured}"

@@ -22,6 +22,10 @@ def use_policy(monkeypatch: pytest.MonkeyPatch, measured: Measured) -> None:
         pairs = kld_pairs(type_name, with_imatrix)
         return bool(pairs) and all(h < g for _, g, h in pairs)
 
+    def measured_configs() -> list[tuple[str, bool]]:
+        return sorted(measured)
+
     module.kld_pairs = kld_pairs  # type: ignore[attr-defined]
+    module.measured_configs = measured_configs  # type: ignore[attr-defined]
     module.hqq_wins = hqq_wins  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "quant_core.hqq_policy", module)

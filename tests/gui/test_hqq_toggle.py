@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from explorer.dialogs.export_dialog import ExportDialog
-from explorer.hqq_toggle import ACTION_TEXT
+from explorer.hqq_toggle import ACTION_TEXT, hqq_choice
 from explorer.panels.mix_map import MixMap
 from explorer.panels.mix_map_model import HQQ_ROLE
 from explorer.panels.tensor_table import TensorTable
@@ -83,6 +83,8 @@ def test_palette_button_is_disabled_where_hqq_cannot_encode_or_lost(qtbot, mix, 
     tip = mix.hqq_button.toolTip()
     assert "did not win on KLD for Q5_K without an importance matrix" in tip
     assert "measured mean KLD" in tip
+    # nothing is measured with an importance matrix: nothing offered, and it says so
+    assert hqq_choice(session.plan.tensors, True).problem.startswith("HQQ is not measured against ggml")
 
 
 def test_unchecking_under_a_global_hqq_default_pins_ggml(qtbot, mix, session):
