@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
                 {
                     "name": ev.name,
                     "type": ev.type,
+                    "encoder": ev.encoder,
                     "rows": ev.rows_used,
                     "n_rows": ev.n_rows,
                     "rmse": s.rmse,
@@ -65,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
                 }
             )
         else:
+            type_label = ev.type + ("+hqq" if ev.encoder == "hqq" else "")  # the type as HQQ encodes it
             print(
-                f"{ev.name:<36} {ev.type:<8} {ev.rows_used:>7} {s.rel_rmse:>9.4%} {s.rmse:>10.3e} "
+                f"{ev.name:<36} {type_label:<8} {ev.rows_used:>7} {s.rel_rmse:>9.4%} {s.rmse:>10.3e} "
                 f"{s.max_abs:>10.3e} {s.snr_db:>7.2f} {s.cosine:>9.6f}",
                 flush=True,
             )

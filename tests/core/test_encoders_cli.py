@@ -96,3 +96,15 @@ def test_hqq_asked_for_a_type_where_it_lost_is_a_warning_not_a_refusal(
     use_policy(monkeypatch, {("Q4_K", False): (0.0006, 0.0005)})
     assert main(["plan", str(small_gguf), "Q4_K_M", "--tensor-encoder", "ffn_up=hqq"]) == 0
     assert "warning: HQQ" not in capsys.readouterr().out
+
+
+def test_stats_measures_each_tensor_with_its_encoder(small_gguf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["stats", str(small_gguf), "Q4_K_M", "--tensor", r"blk\.0\.ffn_up", "--rows", "16", "--json"]
+    assert main(args) == 0
+    (ggml,) = json.loads(capsys.readouterr().out)["tensors"]
+    assert main([*args, "--encoder", "hqq"]) == 0
+    (hqq,) = json.loads(capsys.readouterr().out)["tensors"]
+    assert (ggml["encoder"], hqq["encoder"]) == ("ggml", "hqq") and ggml["type"] == hqq["type"] == "Q4_K"
+    assert hqq["rmse"] != ggml["rmse"]
+    assert main(args[:-1] + ["--encoder", "hqq"]) == 0
+    assert "Q4_K+hqq" in capsys.readouterr().out
