@@ -136,3 +136,16 @@ def test_quality_measurements_of_hqq_mixes_are_named_and_keyed_apart():
     hqq = PlanState(QuantOptions(encoders=(("blk.0.ffn_up.weight", "hqq"),)))
     assert describe(hqq) == ("Q4_K_M + HQQ encoder", MIX)
     assert mix_key("ctx", hqq) != mix_key("ctx", plain)
+
+
+def test_a_saved_recipe_keeps_the_encoders(qtbot, mix, session, tmp_path):
+    select(mix, cell(mix, 0, "ffn_up"))
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        mix.hqq_button.click()
+    path = tmp_path / "mix.json"
+    assert session.save_recipe(path)
+    with qtbot.waitSignal(session.plan_changed, timeout=10000):
+        session.set_state(replace(session.state, options=replace(session.state.options, encoders=())), "drop")
+    assert session.plan.tensor("blk.0.ffn_up.weight").encoder == "ggml"
+    assert session.load_recipe(path)
+    assert session.plan.tensor("blk.0.ffn_up.weight").encoder == "hqq"
