@@ -54,7 +54,7 @@ def test_plan_json_with_a_size_target(small_gguf: Path, costs_file: Path, capsys
     assert main(argv) == 0
     captured = capsys.readouterr()
     doc = json.loads(captured.out)
-    assert set(doc) == {"file_bytes", "bpw", "tensors"}
+    assert set(doc) == {"file_bytes", "bpw", "byte_identical_to_llama_quantize", "tensors"}
     assert doc["file_bytes"] <= budget
     kinds = {t["name"]: t["reason_kind"] for t in doc["tensors"]}
     assert kinds["blk.0.attn_q.weight"] == "user_rule"

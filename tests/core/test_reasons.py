@@ -123,7 +123,7 @@ def test_plan_json_has_the_kinds(tied_odd_gguf: Path, capsys: pytest.CaptureFixt
     kinds = {t["reason_kind"] for t in doc["tensors"]}
     assert {"user_rule", "mixture_rule", "preset_default", "shape_fallback", "not_quantizable"} <= kinds
     for t in doc["tensors"]:
-        base = {"name", "type", "bytes", "reason", "reason_kind"}
+        base = {"name", "type", "bytes", "reason", "reason_kind", "encoder", "encoder_reason"}
         assert set(t) == (base | {"fallback_from"} if t["reason_kind"] == "shape_fallback" else base)
         if "fallback_from" in t:
             assert t["fallback_from"] == plan.tensor(t["name"]).why.fallback_from != t["type"]
