@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +100,7 @@ def iter_imatrix(
     """
     out = Path(out_path)
     fmt = output_format(out, fmt)
-    if out.exists() and out.resolve() == Path(model_path).resolve():
-        raise ImatrixError("the output would overwrite the model")
+    _check_output(out, Path(model_path))
     start = time.perf_counter()
     model = LlamaModel(model_path)
     try:
@@ -120,6 +121,19 @@ def iter_imatrix(
     yield ImatrixResult(
         out, collector.chunk_count(n_ctx), n_ctx, len(collector.entries), n_chunk * n_ctx, time.perf_counter() - start
     )
+
+
+def _check_output(out: Path, model: Path) -> None:
+    """Refuse at once (not after the whole text) an output that cannot be written."""
+    if out.exists() and out.resolve() == model.resolve():
+        raise ImatrixError("the output would overwrite the model")
+    if out.is_dir():
+        raise ImatrixError(f"cannot write {out}: it is a folder")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ImatrixError(f"cannot write {out}: no such folder {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ImatrixError(f"cannot write {out}: the folder is not writable")
 
 
 def _write(collector: Collector, out: Path, fmt: str, n_ctx: int, dataset: str) -> None:
@@ -149,6 +163,36 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_DEFERRED = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextmanager
+def _deferred_signals() -> Iterator[None]:
+    """Hold Python's signal handlers back while llama.cpp calls our callback, then run them.
+
+    A handler that raises (Ctrl+C's KeyboardInterrupt) can fire at the very entry of the
+    callback, outside any ``try``: ctypes would print and swallow it and return False, which
+    silently drops that node's activations. So during a decode a signal only records itself,
+    and is raised again, to the handlers it was meant for, once llama.cpp has returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are only ever handled on the main thread
+        return
+    caught: list[int] = []
+    previous = {}
+    for signum in _DEFERRED:
+        handler = signal.getsignal(signum)
+        if callable(handler):
+            previous[signum] = signal.signal(signum, lambda n, _f: caught.append(n))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(caught):
+            signal.raise_signal(signum)
 
 
 class _Runner:
@@ -218,7 +262,8 @@ class _Runner:
                 b.seq_id[k][0] = seq
             i += m
         b.n_tokens = n
-        rc = self.ll.llama_decode(self.ctx, b)
+        with _deferred_signals():
+            rc = self.ll.llama_decode(self.ctx, b)
         if self.error is not None:
             err, self.error = self.error, None
             if isinstance(err, QuantError | KeyboardInterrupt | MemoryError):

@@ -48,6 +48,8 @@ def test_dat_by_suffix_and_by_flag(runtime: None, tmp_path: Path) -> None:
         (["--ctx", "0"], "--ctx must be positive"),
         (["--ctx", "40000"], "at least 80000"),
         (["-o", str(DEMO_MODEL)], "overwrite the model"),
+        (["-o", "/nonexistent/folder/x.gguf"], "no such folder"),
+        (["-o", "/"], "it is a folder"),
     ],
 )
 def test_errors_are_one_line(runtime: None, args: list[str], message: str, tmp_path: Path, capsys) -> None:
