@@ -190,7 +190,7 @@ class MixMap(QWidget):
         )
         self.marks.setToolTip(
             "A fallback happens when the row length is not a multiple of the type's block "
-            "(llama-quantize then picks a compatible type). H (bottom left): the tensor's blocks are "
+            "(llama-quantize then picks a compatible type). H badge (left): the tensor's blocks are "
             "encoded with HQQ: same type and size, other scales and mins, not llama-quantize's bytes"
         )
         bottom = QHBoxLayout()

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QPointF, QRect, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen, QPolygonF
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from quant_core.plan import TensorPlan
@@ -284,14 +284,19 @@ class MixMapModel(QAbstractTableModel):
         return type_color(tp.type)
 
 
-def _draw_hqq_mark(painter: QPainter, rect: QRect, fg: QColor, font: QFont) -> None:
-    """A small "H" in the bottom-left corner: the cell's tensors are HQQ-encoded."""
+def _draw_hqq_mark(painter: QPainter, rect: QRect, fg: QColor, bg: QColor, font: QFont) -> None:
+    """A small "H" badge (text colour, cell colour inverted) at the left: the cell is HQQ-encoded."""
     small = QFont(font)
     small.setBold(True)
-    small.setPointSizeF(max(6.0, font.pointSizeF() * 0.7))
+    small.setPointSizeF(max(6.0, font.pointSizeF() * 0.8))
+    side = min(rect.height() - 4, QFontMetrics(small).height())
+    badge = QRect(rect.left() + 3, rect.center().y() - side // 2, side, side)
+    painter.setPen(Qt.NoPen)
+    painter.setBrush(fg)
+    painter.drawRect(badge)
     painter.setFont(small)
-    painter.setPen(fg)
-    painter.drawText(rect.adjusted(4, 0, 0, -2), Qt.AlignLeft | Qt.AlignBottom, "H")
+    painter.setPen(bg)
+    painter.drawText(badge, Qt.AlignCenter, "H")
 
 
 class MixCellDelegate(QStyledItemDelegate):
@@ -332,7 +337,7 @@ class MixCellDelegate(QStyledItemDelegate):
             painter.setBrush(fg)
             painter.drawPolygon(corner)
         if index.data(HQQ_ROLE):
-            _draw_hqq_mark(painter, rect, fg, font)
+            _draw_hqq_mark(painter, rect, fg, QColor(background), font)
         if option.state & QStyle.State_Selected:
             painter.setPen(QPen(option.palette.highlight().color(), 3))
             painter.setBrush(Qt.NoBrush)
