@@ -35,7 +35,7 @@ from quant_core.export import iter_export
 from quant_core.imatrix import Imatrix, load_imatrix, tensor_importance
 from quant_core.model import Model, open_model
 from quant_core.plan import Plan, QuantOptions, build_plan
-from quant_core.qtypes import HQQ_TYPES
+from quant_core.qtypes import HQQ_TYPES, is_float_type
 from quant_core.quality import QualityReport, iter_quality, read_text_file
 
 CONFIGS = (
@@ -75,6 +75,8 @@ class ErrorSums:
             self.wn += float(weights.sum()) * e.shape[0]
 
     def report(self) -> dict:
+        if not self.n:
+            return {"rmse": None, "mae": None, "weights": 0, "imatrix_rmse": None, "hqq_tensors": 0}
         out = {"rmse": (self.sq / self.n) ** 0.5, "mae": self.ab / self.n, "weights": self.n}
         out["imatrix_rmse"] = (self.wsq / self.wn) ** 0.5 if self.wn else None
         out["hqq_tensors"] = len(self.hqq_tensors)
@@ -104,8 +106,8 @@ def weight_errors(model: Model, all_plans: dict, imatrix: Imatrix | None, skip: 
         qw = tensor_importance(imatrix, t)
         for (config, with_imatrix), plan in all_plans.items():
             tp = next((p for p in plan.tensors if p.source.name == t.name), None)
-            if tp is None or not tp.converts or not tp.quantizable:
-                continue
+            if tp is None or not tp.quantizable or is_float_type(tp.type):
+                continue  # a quantized source at its own type is still re-encoded from its values
             rows = model.rows_f32(t.name) if rows is None else rows
             for encoder in ("ggml", "hqq"):
                 enc = encoder if tp.type in HQQ_TYPES else "ggml"
@@ -169,7 +171,7 @@ def measure_model(
     for (config, with_imatrix), plan in all_plans.items():
         for encoder in ("ggml", "hqq"):
             entry = {"model": label, "config": config, "imatrix": with_imatrix, "encoder": encoder}
-            entry["weight_error"] = sums[(config, with_imatrix, encoder)].report()
+            entry["weight_error"] = sums.get((config, with_imatrix, encoder), ErrorSums()).report()
             if text is not None:
                 entry["quality"] = quality(
                     model, plan, encoder, imatrix if with_imatrix else None, read_text_file(text), work, threads
@@ -184,33 +186,35 @@ def measure_model(
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--demo-imatrix", default="/tmp/hqq/demo-imatrix.gguf")
-    ap.add_argument("--gemma", default="/tmp/gemma/gemma-3-270m-q4_k_m.gguf")
-    ap.add_argument("--gemma-imatrix", default="/tmp/hqq/gemma-imatrix.gguf")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--work", default="/tmp/hqq/work")
-    ap.add_argument("--out", default=str(HQQ_MEASUREMENTS))
-    args = ap.parse_args()
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    models = {
-        "demo-llama": {"path": str(DEMO_MODEL.name), "imatrix": args.demo_imatrix, "text": DEMO_EVAL_TEXT.name},
-    }
-    results = measure_model("demo-llama", DEMO_MODEL, args.demo_imatrix, DEMO_EVAL_TEXT, (), args.threads, work)
-    if Path(args.gemma).is_file():
-        gemma_imatrix = args.gemma_imatrix if Path(args.gemma_imatrix).is_file() else None
-        models["gemma-3-270m"] = {
-            "path": Path(args.gemma).name,
-            "imatrix": gemma_imatrix,
-            "text": None,
-            "note": "weights decoded from the Q4_K_M file; token_embd left out; no quality pass",
-        }
-        results += measure_model(
-            "gemma-3-270m", Path(args.gemma), gemma_imatrix, None, ("token_embd.weight",), args.threads, work
-        )
-    doc = {
+def markdown_table(doc: dict) -> str:
+    """The measurements as Markdown: one line per model, configuration and imatrix, ggml vs hqq."""
+    index = {(r["model"], r["config"], r["imatrix"], r["encoder"]): r for r in doc["results"]}
+    head = (
+        "| model | config | imatrix | RMSE ggml / hqq | MAE ggml / hqq | imatrix-RMSE ggml / hqq "
+        "| KLD ggml / hqq | same top ggml / hqq | HQQ wins |\n|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for (model, config, with_imatrix, encoder), g in index.items():
+        if encoder != "ggml":
+            continue
+        h = index[(model, config, with_imatrix, "hqq")]
+        we, wh = g["weight_error"], h["weight_error"]
+        cells = [model, config, "yes" if with_imatrix else "no"]
+        for key in ("rmse", "mae", "imatrix_rmse"):
+            cells.append(f"{we[key]:.3e} / {wh[key]:.3e}" if we[key] is not None else "-")
+        if g.get("quality"):
+            qg, qh = g["quality"], h["quality"]
+            cells.append(f"{qg['kld_mean']:.5f} / {qh['kld_mean']:.5f}")
+            cells.append(f"{100 * qg['same_top_p']:.2f} / {100 * qh['same_top_p']:.2f} %")
+            cells.append("yes" if qh["kld_mean"] < qg["kld_mean"] else "no")
+        else:
+            cells += ["-", "-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _document(models: dict, results: list[dict]) -> dict:
+    return {
         "about": "HQQ vs ggml encoders of the same GGUF types; written by tools/measure_hqq.py",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "quality": {
@@ -221,7 +225,53 @@ def main() -> None:
         "models": models,
         "results": results,
     }
-    Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def merge(out: Path, other: Path) -> None:
+    """Add the models and rows of ``other`` to ``out`` (replacing rows of the same models)."""
+    doc, extra = json.loads(out.read_text()), json.loads(other.read_text())
+    names = set(extra["models"])
+    results = [r for r in doc["results"] if r["model"] not in names] + extra["results"]
+    out.write_text(json.dumps(_document(doc["models"] | extra["models"], results), indent=1) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("all", "demo", "gemma"), default="all")
+    ap.add_argument("--demo-imatrix", default="/tmp/hqq/demo-imatrix.gguf")
+    ap.add_argument("--gemma", default="/tmp/gemma/gemma-3-270m-q4_k_m.gguf")
+    ap.add_argument("--gemma-imatrix", default="/tmp/hqq/gemma-imatrix.gguf")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--work", default="/tmp/hqq/work")
+    ap.add_argument("--out", default=str(HQQ_MEASUREMENTS))
+    ap.add_argument("--merge", default="", help="add the models of this measurements file to --out and stop")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of --out and stop")
+    args = ap.parse_args()
+    if args.table or args.merge:
+        if args.merge:
+            merge(Path(args.out), Path(args.merge))
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    models: dict[str, dict] = {}
+    results: list[dict] = []
+    if args.only in ("all", "demo"):
+        models["demo-llama"] = {"path": DEMO_MODEL.name, "imatrix": args.demo_imatrix, "text": DEMO_EVAL_TEXT.name}
+        results += measure_model("demo-llama", DEMO_MODEL, args.demo_imatrix, DEMO_EVAL_TEXT, (), args.threads, work)
+        Path(args.out).write_text(json.dumps(_document(models, results), indent=1) + "\n")
+    if args.only in ("all", "gemma") and Path(args.gemma).is_file():
+        gemma_imatrix = args.gemma_imatrix if Path(args.gemma_imatrix).is_file() else None
+        models["gemma-3-270m"] = {
+            "path": Path(args.gemma).name,
+            "imatrix": gemma_imatrix,
+            "text": None,
+            "note": "weights decoded from the Q4_K_M file; token_embd left out; no quality pass",
+        }
+        results += measure_model(
+            "gemma-3-270m", Path(args.gemma), gemma_imatrix, None, ("token_embd.weight",), args.threads, work
+        )
+    Path(args.out).write_text(json.dumps(_document(models, results), indent=1) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     print(f"wrote {args.out}")
 
