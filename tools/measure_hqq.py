@@ -32,6 +32,7 @@ import numpy as np
 from quant_core import dequantize, quantize
 from quant_core.assets import DEMO_EVAL_TEXT, DEMO_MODEL, HQQ_MEASUREMENTS
 from quant_core.export import iter_export
+from quant_core.hqq_policy import kld_margin
 from quant_core.imatrix import Imatrix, load_imatrix, tensor_importance
 from quant_core.model import Model, open_model
 from quant_core.plan import Plan, QuantOptions, build_plan
@@ -206,7 +207,8 @@ def markdown_table(doc: dict) -> str:
             qg, qh = g["quality"], h["quality"]
             cells.append(f"{qg['kld_mean']:.5f} / {qh['kld_mean']:.5f}")
             cells.append(f"{100 * qg['same_top_p']:.2f} / {100 * qh['same_top_p']:.2f} %")
-            cells.append("yes" if qh["kld_mean"] < qg["kld_mean"] else "no")
+            win = qh["kld_mean"] < qg["kld_mean"] - kld_margin(qg["kld_unc"], qh["kld_unc"])
+            cells.append("yes" if win else "no")
         else:
             cells += ["-", "-", "-"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -162,9 +162,15 @@ def test_hqq_encoded_demo_model_runs_in_llama_cpp(preset: str, tmp_path: Path) -
     assert logits.std() > 0
 
 
-def _measurements(tmp_path: Path, rows: list[tuple[str, str, bool, str, float | None]]) -> Path:
+def _measurements(tmp_path: Path, rows: list[tuple], unc: float = 0.0) -> Path:
     results = [
-        {"model": m, "config": c, "imatrix": i, "encoder": e, "quality": None if k is None else {"kld_mean": k}}
+        {
+            "model": m,
+            "config": c,
+            "imatrix": i,
+            "encoder": e,
+            "quality": None if k is None else {"kld_mean": k, "kld_unc": unc},
+        }
         for m, c, i, e, k in rows
     ]
     path = tmp_path / "hqq.json"
@@ -192,6 +198,14 @@ def test_hqq_is_suggested_only_where_its_kld_is_lower(tmp_path: Path) -> None:
     assert not hqq_wins("Q4_K", False, path)
     assert not hqq_wins("Q5_1", False, path) and not hqq_wins("Q8_0", False, path)
     assert not hqq_wins("Q4_1", False, tmp_path / "missing.json")
+
+
+def test_a_kld_difference_within_the_noise_is_not_a_win(tmp_path: Path) -> None:
+    rows = [("demo", "Q5_K", False, "ggml", 0.000315), ("demo", "Q5_K", False, "hqq", 0.000312)]
+    assert hqq_wins("Q5_K", False, _measurements(tmp_path, rows, unc=0.0))
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    assert not hqq_wins("Q5_K", False, _measurements(noisy, rows, unc=0.000002))
 
 
 def test_bundled_measurements_cover_every_hqq_type() -> None:
