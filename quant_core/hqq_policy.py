@@ -20,8 +20,8 @@ from .assets import HQQ_MEASUREMENTS
 
 
 @cache
-def _kld_pairs(path: str) -> dict[tuple[str, bool], list[tuple[float, float, float]]]:
-    """(configuration, with imatrix) -> [(ggml KLD, hqq KLD, margin) per model with a quality pass]."""
+def _kld_table(path: str) -> dict[tuple[str, bool], list[tuple[str, float, float, float]]]:
+    """(configuration, with imatrix) -> [(model, ggml KLD, hqq KLD, margin) per model measured]."""
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -34,11 +34,11 @@ def _kld_pairs(path: str) -> dict[tuple[str, bool], list[tuple[float, float, flo
                 q["kld_mean"],
                 q.get("kld_unc") or 0.0,
             )
-    pairs: dict[tuple[str, bool], list[tuple[float, float, float]]] = {}
+    pairs: dict[tuple[str, bool], list[tuple[str, float, float, float]]] = {}
     for (model, config, with_imatrix, encoder), (value, unc) in kld.items():
         other = kld.get((model, config, with_imatrix, "hqq"))
         if encoder == "ggml" and other is not None:
-            pairs.setdefault((config, with_imatrix), []).append((value, other[0], kld_margin(unc, other[1])))
+            pairs.setdefault((config, with_imatrix), []).append((model, value, other[0], kld_margin(unc, other[1])))
     return pairs
 
 
@@ -51,10 +51,18 @@ def hqq_wins(type_name: str, with_imatrix: bool, path: str | os.PathLike[str] = 
     """True when HQQ's mean KLD is lower than ggml's for ``type_name`` (a type such as "Q4_K", or
     a mix "Q4_K_M") with or without an importance matrix, beyond the measurement's uncertainty,
     on every model measured."""
-    pairs = _kld_pairs(str(path)).get((str(type_name).strip().upper(), bool(with_imatrix)), [])
-    return bool(pairs) and all(hqq < ggml - margin for ggml, hqq, margin in pairs)
+    pairs = _kld_table(str(path)).get((str(type_name).strip().upper(), bool(with_imatrix)), [])
+    return bool(pairs) and all(hqq < ggml - margin for _, ggml, hqq, margin in pairs)
+
+
+def kld_pairs(
+    type_name: str, with_imatrix: bool, path: str | os.PathLike[str] = HQQ_MEASUREMENTS
+) -> list[tuple[str, float, float]]:
+    """[(model, ggml mean KLD, hqq mean KLD), ...] measured for the configuration; [] if none."""
+    rows = _kld_table(str(path)).get((str(type_name).strip().upper(), bool(with_imatrix)), [])
+    return [(model, ggml, hqq) for model, ggml, hqq, _ in rows]
 
 
 def measured_configs(path: str | os.PathLike[str] = HQQ_MEASUREMENTS) -> list[tuple[str, bool]]:
     """The (configuration, with imatrix) pairs the measurements have a KLD comparison for."""
-    return sorted(_kld_pairs(str(path)))
+    return sorted(_kld_table(str(path)))

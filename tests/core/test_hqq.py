@@ -12,7 +12,7 @@ import pytest
 from quant_core import EncoderError, UnknownTypeError, dequantize, quantize
 from quant_core.assets import DEMO_MODEL, HQQ_MEASUREMENTS
 from quant_core.export import iter_export
-from quant_core.hqq_policy import hqq_wins, measured_configs
+from quant_core.hqq_policy import hqq_wins, kld_pairs, measured_configs
 from quant_core.model import open_model
 from quant_core.plan import QuantOptions, build_plan
 from quant_core.qtypes import ENCODERS, HQQ_TYPES, QTYPES, check_encoder, encoders_for
@@ -198,6 +198,8 @@ def test_hqq_is_suggested_only_where_its_kld_is_lower(tmp_path: Path) -> None:
     assert not hqq_wins("Q4_K", False, path)
     assert not hqq_wins("Q5_1", False, path) and not hqq_wins("Q8_0", False, path)
     assert not hqq_wins("Q4_1", False, tmp_path / "missing.json")
+    assert sorted(kld_pairs("Q4_K", False, path)) == [("demo", 0.02, 0.01), ("real", 0.02, 0.03)]
+    assert kld_pairs("Q5_1", False, path) == [] and kld_pairs("Q4_1", False, tmp_path / "missing.json") == []
 
 
 def test_a_kld_difference_within_the_noise_is_not_a_win(tmp_path: Path) -> None:
