@@ -35,6 +35,10 @@ from numba import njit
 
 from ._common import F32, JIT
 
+# The solver's sums may be re-associated (vectorised): its bytes need not match any reference,
+# and the order is fixed at compile time, so they still do not depend on the thread count.
+FAST = dict(JIT, fastmath={"reassoc", "nsz", "arcp", "contract"})
+
 LP_NORM = F32(0.7)
 BETA = F32(10.0)
 KAPPA = F32(1.01)
@@ -81,7 +85,7 @@ def _zero_step(x, x0, n, qw, has_w, s, z, nmax, thr):
     return err, acc, over
 
 
-@njit(**JIT)
+@njit(**FAST)
 def hqq_zero(x, x0, n, qw, s, z, nmax, nonneg):
     """HQQ's optimised zero of ``x[x0:x0+n]`` for the inverse scale ``s`` (> 0), starting at ``z``.
 
@@ -141,7 +145,7 @@ def hqq_fit(x, x0, n, qw, d, vmin, nmax, round_zero, nonneg):
     return -z * d
 
 
-@njit(**JIT)
+@njit(**FAST)
 def _l1(x, x0, n, qw, s, z, nmax):
     """sum w |x - (q - z) / s| of the group (w = 1 without importance)."""
     has_w = qw.shape[0] > 0
