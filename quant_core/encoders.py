@@ -105,12 +105,13 @@ def hqq_offered(type_name: str, with_imatrix: bool) -> tuple[bool, str]:
     """
     if not hqq_encodable(type_name):
         return False, f"HQQ cannot encode {type_name}"
-    from .hqq_policy import hqq_wins, measured_configs
+    from .hqq_policy import hqq_wins, kld_pairs, measured_configs
 
     imatrix = "with" if with_imatrix else "without"
     if (str(type_name).upper(), bool(with_imatrix)) not in measured_configs():
         return False, f"HQQ is not measured against ggml for {type_name} {imatrix} an importance matrix yet"
-    measured = " (measured mean KLD, HQQ against ggml's encoder)"
+    pairs = "; ".join(f"{model}: {hqq:.6f} vs {ggml:.6f}" for model, ggml, hqq in kld_pairs(type_name, with_imatrix))
+    measured = f" (measured mean KLD, HQQ vs ggml's encoder: {pairs})"
     if hqq_wins(type_name, with_imatrix):
         return True, f"HQQ won on KLD for {type_name} {imatrix} an importance matrix{measured}"
     return False, f"HQQ did not win on KLD for {type_name} {imatrix} an importance matrix{measured}"
