@@ -1,12 +1,16 @@
 """Compare our prompt/generation speed with llama-bench's on the same files, runs interleaved.
 
     python tools/compare_llama_bench.py MODEL.gguf [MODEL.gguf ...] [-p 512] [-n 128] [-r 5]
-        [-t THREADS] [--rounds 3] [--llama-bench PATH] [--json OUT.json]
+        [-t THREADS] [--rounds 3] [--llama-bench PATH] [--same-libs] [--json OUT.json]
 
 Each round measures every model with ours (``quant_core.quality.iter_speed``) and then with
 ``llama-bench -o json`` (same sizes, threads, repetitions, batch sizes), so both see the same load.
 Every run is printed with the 1-minute load average before it; the summary gives, per model and
 test, the median over rounds of each tool's mean t/s and the range of the rounds' means.
+
+``--same-libs`` runs llama-bench on llama-cpp-python's own libllama/libggml (the ones our
+measurement uses; same llama.cpp sources, possibly other compiler flags than llama-bench's build),
+so that only the way of measuring differs.
 """
 
 from __future__ import annotations
@@ -31,10 +35,18 @@ def ours(model: Path, s: SpeedSettings) -> dict[str, list[float]]:
     return {"pp": list(report.pp_samples), "tg": list(report.tg_samples)}
 
 
-def bench(model: Path, s: SpeedSettings, exe: Path) -> dict[str, list[float]]:
+def runtime_lib_dir() -> Path:
+    """The folder of llama-cpp-python's shared libraries."""
+    import llama_cpp
+
+    return Path(llama_cpp.__file__).parent / "lib"
+
+
+def bench(model: Path, s: SpeedSettings, exe: Path, same_libs: bool = False) -> dict[str, list[float]]:
     cmd = [str(exe), "-m", str(model), "-p", str(s.n_prompt), "-n", str(s.n_gen), "-r", str(s.repetitions)]
     cmd += ["-t", str(s.threads), "-b", str(s.n_batch), "-ub", str(s.n_ubatch), "-o", "json"]
-    env = {**os.environ, "LD_LIBRARY_PATH": str(exe.parent)}
+    libs = [str(runtime_lib_dir())] if same_libs else []
+    env = {**os.environ, "LD_LIBRARY_PATH": os.pathsep.join([*libs, str(exe.parent)])}
     env.pop("OMP_WAIT_POLICY", None)  # as from a plain shell (our child process does the same)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
     result: dict[str, list[float]] = {"pp": [], "tg": []}
@@ -58,17 +70,20 @@ def main() -> int:
     ap.add_argument("-t", type=int, default=None, help="threads (default: llama-bench's)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--llama-bench", type=Path, default=DEFAULT_BENCH)
+    ap.add_argument("--same-libs", action="store_true", help="llama-bench on llama-cpp-python's libraries")
     ap.add_argument("--json", type=Path, help="write every run here")
     args = ap.parse_args()
     s = SpeedSettings(n_prompt=args.p, n_gen=args.n, repetitions=args.r, threads=args.t).resolved()
+    libs = "llama-cpp-python's libraries" if args.same_libs else "its own build's libraries"
     print(f"pp{s.n_prompt} / tg{s.n_gen}, {s.repetitions} repetitions, {s.threads} threads; t/s mean ± std")
+    print(f"llama-bench: {args.llama_bench} on {libs}")
     print(f"{'round':>5} {'model':<28} {'tool':<11} {'load1':>5} {'pp t/s':>19} {'tg t/s':>19}")
     runs = []
     for rnd in range(1, args.rounds + 1):
         for model in args.models:
             for tool in ("ours", "llama-bench"):
                 load = os.getloadavg()[0]
-                res = ours(model, s) if tool == "ours" else bench(model, s, args.llama_bench)
+                res = ours(model, s) if tool == "ours" else bench(model, s, args.llama_bench, args.same_libs)
                 runs.append({"round": rnd, "model": model.name, "tool": tool, "load1": load, **res})
                 print(
                     f"{rnd:>5} {model.name:<28} {tool:<11} {load:5.2f} {_mean_std(res['pp']):>19} "

@@ -7,7 +7,8 @@ than llama-bench, started from a plain shell, measures it. The child starts llam
 OpenMP's default policy instead, and is alone in its process (no GUI thread, no numba workers).
 
 Protocol: the child prints one JSON object per line: ``{"progress": [stage, done, total]}``,
-then ``{"report": {...}}`` or ``{"error": "one line"}``.
+then ``{"report": {...}}`` or ``{"error": "one line"}``. It prints progress at least once per
+llama.cpp call, so if the parent vanishes without cancelling, the broken pipe ends it there.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +154,30 @@ def test_cli_eval_speed_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(args[:-1]) == 0
     out = capsys.readouterr().out
     assert "pp32" in out and "tg8" in out and "Mean    KLD" in out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="looks for the process in /proc")
+def test_measuring_process_ends_with_its_parent(tmp_path: Path) -> None:
+    model = tmp_path / "unique-name-for-this-test.gguf"
+    shutil.copyfile(DEMO_MODEL, model)
+    script = (
+        "import os; from quant_core.quality import iter_speed, SpeedSettings; "
+        f"it = iter_speed({str(model)!r}, SpeedSettings(n_prompt=8, n_gen=100000, repetitions=50, threads=1)); "
+        "next(it); os._exit(0)"  # the parent vanishes without closing the generator
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    deadline = time.monotonic() + 10
+    while _processes_naming(model.name) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_naming(model.name) == []
+
+
+def _processes_naming(name: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and name.encode() in (proc / "cmdline").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
