@@ -9,10 +9,12 @@ from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QGuiApplication,
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QTabWidget,
     QWidget,
 )
@@ -89,7 +91,10 @@ class MainWindow(QMainWindow):
         self.docks["Error overview"].raise_()
         self.tabifyDockWidget(self.docks["Inspector"], self.docks["Quality"])  # tall: plot above table
         self.docks["Inspector"].raise_()
-        self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], [330, 430], Qt.Horizontal)
+        # the panels scroll when squeezed; start them at the width their content asks for
+        side = [min(self.plan_panel.sizeHint().width(), 420), 430]
+        self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], side, Qt.Horizontal)
+        self.resizeDocks([self.docks["Size"]], [self.size_panel.sizeHint().width()], Qt.Horizontal)
         self.target_panel = TargetPanel(s)
         self.docks["Target"] = self._dock("Target", self.target_panel, Qt.LeftDockWidgetArea)
         self.splitDockWidget(self.docks["Plan"], self.docks["Target"], Qt.Vertical)
@@ -102,7 +107,7 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
-        dock.setWidget(widget)
+        dock.setWidget(_scrolling(widget))
         self.addDockWidget(area, dock)
         return dock
 
@@ -414,3 +419,13 @@ class MainWindow(QMainWindow):
         self.session.quality.shutdown()
         self.session.shutdown()
         super().closeEvent(event)
+
+
+def _scrolling(panel: QWidget) -> QScrollArea:
+    """``panel`` in a frameless scroll area: a dock never forces the window beyond a small screen."""
+    area = QScrollArea()
+    area.setWidget(panel)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.NoFrame)
+    area.setFocusPolicy(Qt.NoFocus)  # Tab goes straight to the panel's widgets
+    return area

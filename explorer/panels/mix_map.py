@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from quant_core.plan import TensorPlan
 
 from ..colors import error_color, text_color, type_color, type_tooltip
+from ..flow_layout import FlowLayout
 from ..hqq_toggle import add_hqq_action, choice_tooltip, hqq_choice, set_hqq
 from ..session import ExplorerSession
 from .mix_map_model import MixCellDelegate, MixMapModel
@@ -114,8 +115,8 @@ class MixMap(QWidget):
 
     # ----- construction ---------------------------------------------------------------------
     def _build(self) -> None:
-        palette = QHBoxLayout()
-        palette.setSpacing(3)
+        palette_box = QWidget()
+        palette = FlowLayout(palette_box)  # wraps on a narrow window instead of widening it
         palette.addWidget(QLabel("Assign:"))
         self.type_buttons: dict[str, QToolButton] = {}
         for name in PALETTE_TYPES:
@@ -133,7 +134,6 @@ class MixMap(QWidget):
             button.clicked.connect(lambda _=False, n=name: self.assign_selected(n))
             palette.addWidget(button)
             self.type_buttons[name] = button
-        palette.addSpacing(8)
         self.reset_button = QPushButton("Reset")
         self.reset_button.setToolTip("Give the selected cells the preset's type again (Delete)")
         self.reset_button.clicked.connect(self.reset_selected)
@@ -144,7 +144,6 @@ class MixMap(QWidget):
         self.hqq_button.setFocusPolicy(Qt.TabFocus)
         self.hqq_button.clicked.connect(self._on_hqq_clicked)
         palette.addWidget(self.hqq_button)
-        palette.addStretch(1)
         self.error_toggle = QCheckBox("Colour by error")
         self.error_toggle.setToolTip(
             "Colour cells by the relative error of their planned type instead of by type "
@@ -188,6 +187,7 @@ class MixMap(QWidget):
             "<b>bold, dashed frame</b> = chosen by hand or by auto-mix · dotted frame = set by a rule"
             " · dark corner = shape fallback · <b>H</b> = HQQ-encoded"
         )
+        self.marks.setWordWrap(True)  # a long legend line must not widen the window
         self.marks.setToolTip(
             "A fallback happens when the row length is not a multiple of the type's block "
             "(llama-quantize then picks a compatible type). H badge (left): the tensor's blocks are "
@@ -201,7 +201,7 @@ class MixMap(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(palette)
+        layout.addWidget(palette_box)
         layout.addWidget(self.view, 1)
         layout.addLayout(bottom)
 
