@@ -9,6 +9,7 @@ after ``cancel()`` returns (on the GUI thread) no ``yielded`` signal follows.
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,6 +44,13 @@ class WorkerSignals(QObject):
             self.yielded.emit(item)
 
 
+def _emit(signal: Any, *args: Any) -> None:
+    """Emit from the pool thread; when the app has already deleted the signals' object (a job
+    still running while the window closes) there is no one left to tell."""
+    with contextlib.suppress(RuntimeError):
+        signal.emit(*args)
+
+
 class GeneratorWorker(QRunnable):
     """Iterate ``factory()`` in a pool thread; emit every item; stop early when cancelled."""
 
@@ -72,14 +80,14 @@ class GeneratorWorker(QRunnable):
             for item in gen:
                 if self._abort:
                     break
-                self.signals._item.emit(item)
+                _emit(self.signals._item, item)
         except QuantError as err:
-            self.signals.errored.emit(str(err))
+            _emit(self.signals.errored, str(err))
         except MemoryError:
-            self.signals.errored.emit("out of memory")
+            _emit(self.signals.errored, "out of memory")
         except Exception as err:  # noqa: BLE001  a bug must not kill the app: report it in one line
             traceback.print_exc()
-            self.signals.errored.emit(f"unexpected error: {type(err).__name__}: {err}")
+            _emit(self.signals.errored, f"unexpected error: {type(err).__name__}: {err}")
         finally:
             if gen is not None:
                 try:
@@ -88,8 +96,8 @@ class GeneratorWorker(QRunnable):
                     traceback.print_exc()
             self.running = False
             if self._abort:
-                self.signals.cancelled.emit()
-            self.signals.finished.emit()
+                _emit(self.signals.cancelled)
+            _emit(self.signals.finished)
 
 
 class JobRunner(QObject):
