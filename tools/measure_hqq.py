@@ -30,10 +30,11 @@ import gguf
 import numpy as np
 
 from quant_core import dequantize, quantize
-from quant_core.assets import DEMO_EVAL_TEXT, DEMO_MODEL, HQQ_MEASUREMENTS
+from quant_core.assets import DEMO_CALIBRATION_TEXT, DEMO_EVAL_TEXT, DEMO_MODEL, HQQ_MEASUREMENTS
 from quant_core.export import iter_export
 from quant_core.hqq_policy import kld_margin
 from quant_core.imatrix import Imatrix, load_imatrix, tensor_importance
+from quant_core.imatrix_calc.compute import iter_imatrix
 from quant_core.model import Model, open_model
 from quant_core.plan import Plan, QuantOptions, build_plan
 from quant_core.qtypes import HQQ_TYPES, is_float_type
@@ -237,12 +238,21 @@ def merge(out: Path, other: Path) -> None:
     out.write_text(json.dumps(_document(doc["models"] | extra["models"], results), indent=1) + "\n")
 
 
+def demo_imatrix(work: Path, threads: int) -> str:
+    """The demo's importance matrix from its calibration text (all chunks of 512), as llama-imatrix makes it."""
+    out = work / "demo-imatrix.gguf"
+    text = DEMO_CALIBRATION_TEXT.read_bytes()
+    for _ in iter_imatrix(DEMO_MODEL, text, out, dataset=DEMO_CALIBRATION_TEXT.name, threads=threads):
+        pass
+    return str(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("all", "demo", "gemma"), default="all")
-    ap.add_argument("--demo-imatrix", default="/tmp/hqq/demo-imatrix.gguf")
+    ap.add_argument("--demo-imatrix", default="", help="default: computed from the demo's calibration text")
     ap.add_argument("--gemma", default="/tmp/gemma/gemma-3-270m-q4_k_m.gguf")
-    ap.add_argument("--gemma-imatrix", default="/tmp/hqq/gemma-imatrix.gguf")
+    ap.add_argument("--gemma-imatrix", default="", help="an importance matrix of the Gemma file (optional)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", default="/tmp/hqq/work")
     ap.add_argument("--out", default=str(HQQ_MEASUREMENTS))
@@ -259,14 +269,19 @@ def main() -> None:
     models: dict[str, dict] = {}
     results: list[dict] = []
     if args.only in ("all", "demo"):
-        models["demo-llama"] = {"path": DEMO_MODEL.name, "imatrix": args.demo_imatrix, "text": DEMO_EVAL_TEXT.name}
+        args.demo_imatrix = args.demo_imatrix or demo_imatrix(work, args.threads)
+        models["demo-llama"] = {
+            "path": DEMO_MODEL.name,
+            "imatrix": Path(args.demo_imatrix).name,
+            "text": DEMO_EVAL_TEXT.name,
+        }
         results += measure_model("demo-llama", DEMO_MODEL, args.demo_imatrix, DEMO_EVAL_TEXT, (), args.threads, work)
         Path(args.out).write_text(json.dumps(_document(models, results), indent=1) + "\n")
     if args.only in ("all", "gemma") and Path(args.gemma).is_file():
-        gemma_imatrix = args.gemma_imatrix if Path(args.gemma_imatrix).is_file() else None
+        gemma_imatrix = args.gemma_imatrix or None
         models["gemma-3-270m"] = {
             "path": Path(args.gemma).name,
-            "imatrix": gemma_imatrix,
+            "imatrix": gemma_imatrix and Path(gemma_imatrix).name,
             "text": None,
             "note": "weights decoded from the Q4_K_M file; token_embd left out; no quality pass",
         }
