@@ -2,9 +2,9 @@
 
 Views (:data:`PLOT_VIEWS`): file size against mean KLD (the default); the same with each point's
 size and colour showing its generation speed; or KLD against generation or prompt speed. The y
-axis is always mean KLD on a log scale. Presets are labelled diamonds joined in size order, hand-made
-mixes dots, and a ring marks the current plan. Mixes without a measured speed are left out of the
-speed views (and drawn small and grey in the coloured one).
+axis is always mean KLD on a log scale. Presets are labelled diamonds (joined in size order on
+the size views), hand-made mixes dots, and a ring marks the current plan. Mixes without a measured
+speed are left out of the speed views (and drawn small and grey in the coloured one).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CURRENT_COLOR = "#222222"
 PREDICTED_COLOR = "#228833"
 NO_SPEED_COLOR = "#BBBBBB"
 KLD_FLOOR = 1e-6  # a lossless mix has KLD 0, which a log axis cannot show
-SPEED_SIZES = (7.0, 22.0)  # symbol sizes of the slowest and fastest mix in the coloured view
+SPEED_SIZES = (12.0, 26.0)  # symbol sizes of the slowest and fastest mix in the coloured view
 SPEED_COLORMAP = "viridis"
 
 SIZE_KLD, SIZE_KLD_TG, TG_KLD, PP_KLD = "size_kld", "size_kld_tg", "tg_kld", "pp_kld"
@@ -75,9 +75,14 @@ class QualityPlot:
         item.showGrid(x=True, y=True, alpha=0.2)
         item.getViewBox().setDefaultPadding(0.08)  # room for the preset labels
         item.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        dash = pg.mkPen(PRESET_COLOR, width=1, style=Qt.DashLine)
+        self.preset_pen = pg.mkPen(PRESET_COLOR, width=1, style=Qt.DashLine)
         self.preset_item = pg.PlotDataItem(
-            pen=dash, symbol="d", symbolSize=12, name="llama.cpp presets", symbolBrush=PRESET_COLOR, symbolPen="w"
+            pen=self.preset_pen,
+            symbol="d",
+            symbolSize=12,
+            name="llama.cpp presets",
+            symbolBrush=PRESET_COLOR,
+            symbolPen="w",
         )
         self.mix_item = pg.PlotDataItem(
             pen=None, symbol="o", symbolSize=10, symbolBrush=MIX_COLOR, symbolPen="w", name="your mixes"
@@ -98,6 +103,8 @@ class QualityPlot:
             raise ValueError(f"unknown plot view {view!r}")
         self.view = view
         self.widget.getPlotItem().setLabel("bottom", _X_LABELS[view])
+        # presets are joined in size order, which zigzags along a speed axis
+        self.preset_item.setPen(self.preset_pen if view in (SIZE_KLD, SIZE_KLD_TG) else None)
 
     def update(self, ms: list[Measurement], current_key: str | None) -> None:
         """Draw ``ms`` (in size order) in the current view and ring ``current_key``."""
