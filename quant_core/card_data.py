@@ -211,9 +211,19 @@ def quality_row(report: Any, text: str | os.PathLike[str]) -> QualityRow:
             text=Path(text).name,
             n_chunk=int(get("n_chunk")),
             n_ctx=int(get("n_ctx")),
+            pp_tps=_optional_float(get, "pp_tps"),
+            tg_tps=_optional_float(get, "tg_tps"),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         raise CardError(f"not a quality report ({err})") from None
+
+
+def _optional_float(get: Any, key: str) -> float | None:
+    try:
+        value = get(key)
+    except (KeyError, AttributeError):
+        return None
+    return None if value is None else float(value)
 
 
 def read_eval_json(path: Path) -> tuple[str, QualityRow]:

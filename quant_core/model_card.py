@@ -41,6 +41,8 @@ class QualityRow:
     text: str
     n_chunk: int
     n_ctx: int
+    pp_tps: float | None = None  # speed as llama-bench measures it, when measured
+    tg_tps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,19 @@ def _source_table(source: SourceInfo) -> list[str]:
 def files_table(entries: Sequence[CardEntry]) -> list[str]:
     """One row per file: size, bits per weight and the measured quality (or dashes)."""
     measured = any(e.quality is not None for e in entries)
+    timed = any(e.quality is not None and e.quality.pp_tps is not None for e in entries)
     head = ["File", "Preset", "Size", "Bits per weight"]
     if measured:
         head += ["PPL", "Mean KLD", "99% KLD", "Same top p"]
+    if timed:
+        head += ["pp t/s", "tg t/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * (len(head) - 2)]
     for e in sorted(entries, key=lambda e: e.file_bytes):
         row = [f"`{e.file_name}`", e.preset, format_size(e.file_bytes), f"{e.bpw:.2f}"]
         if measured:
             row += _quality_cells(e.quality)
+        if timed:
+            row += _speed_cells(e.quality)
         lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
     return lines
 
@@ -154,6 +161,12 @@ def _quality_cells(q: QualityRow | None) -> list[str]:
     if q is None:
         return [_DASH] * 4
     return [f"{q.ppl:.4f}", f"{q.kld_mean:.6f}", f"{q.kld_p99:.6f}", f"{100 * q.same_top_p:.2f} %"]
+
+
+def _speed_cells(q: QualityRow | None) -> list[str]:
+    if q is None or q.pp_tps is None or q.tg_tps is None:
+        return [_DASH] * 2
+    return [f"{q.pp_tps:.1f}", f"{q.tg_tps:.1f}"]
 
 
 def _quality_notes(entries: Sequence[CardEntry]) -> list[str]:
@@ -167,6 +180,11 @@ def _quality_notes(entries: Sequence[CardEntry]) -> list[str]:
             f"{n_ctx} tokens; source perplexity {ppl_base:.4f}), with the statistics of "
             "`llama-perplexity --kl-divergence`: KL divergence of the token distributions and how "
             "often the most likely token stays the same. Lower KLD is closer to the source."
+        )
+    if any(e.quality is not None and e.quality.pp_tps is not None for e in entries):
+        lines.append(
+            "Speed (tokens per second) measured as `llama-bench` measures it (pp: prompt processing, "
+            "tg: generation) on the machine that made this card; compare rows, not machines."
         )
     return lines
 

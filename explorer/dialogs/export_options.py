@@ -8,6 +8,7 @@ of this model into the same folder made while the app runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -144,4 +145,7 @@ class ExportOptions(QWidget):
         measured = tracker.measurement(key) if key is not None else None
         if measured is None or tracker.text_path is None:
             return None
-        return quality_row(measured.report, tracker.text_path)
+        row = quality_row(measured.report, tracker.text_path)
+        if measured.speed is None:
+            return row
+        return replace(row, pp_tps=measured.speed.pp_tps, tg_tps=measured.speed.tg_tps)

@@ -72,6 +72,18 @@ def test_card_lists_source_files_sorted_by_size_and_details() -> None:
     assert cats[1] == ["ffn_down", "Q6_K (2), Q4_K (4)", format_size(1400)]  # as given
 
 
+def test_measured_speed_adds_pp_and_tg_columns(tmp_path: Path) -> None:
+    doc = {"candidate": "/x/q.gguf", "text": "eval.txt", **_q(0.01).__dict__, "pp_tps": 512.25, "tg_tps": 61.04}
+    (tmp_path / "e.json").write_text(json.dumps(doc))
+    _, timed = read_eval_json(tmp_path / "e.json")
+    assert (timed.pp_tps, timed.tg_tps) == (512.25, 61.04)
+    text = render_card(SOURCE, [_entry("q.gguf", 9, timed), _entry("r.gguf", 5, _q(0.02))])
+    rows = _table_rows(text, "| File |")
+    assert rows[1][-2:] == ["512.2", "61.0"] and rows[0][-2:] == ["—", "—"]  # sorted by size
+    assert "llama-bench" in text
+    assert "pp t/s" not in render_card(SOURCE, [_entry("r.gguf", 5, _q(0.02))])
+
+
 def test_card_without_measurements_has_no_quality_columns() -> None:
     text = render_card(SOURCE, [_entry("a.gguf", 5)])
     assert "PPL" not in text and "Quality measured" not in text
