@@ -94,7 +94,7 @@ class MainWindow(QMainWindow):
         # the panels scroll when squeezed; start them at the width their content asks for
         side = [min(self.plan_panel.sizeHint().width(), 420), 430]
         self.resizeDocks([self.docks["Plan"], self.docks["Inspector"]], side, Qt.Horizontal)
-        self.resizeDocks([self.docks["Size"]], [self.size_panel.sizeHint().width()], Qt.Horizontal)
+        self.resizeDocks([self.docks["Size"]], [min(self.size_panel.sizeHint().width(), 860)], Qt.Horizontal)
         self.target_panel = TargetPanel(s)
         self.docks["Target"] = self._dock("Target", self.target_panel, Qt.LeftDockWidgetArea)
         self.splitDockWidget(self.docks["Plan"], self.docks["Target"], Qt.Vertical)
@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self.docks["Compare"] = self._dock("Compare", self.compare_panel, Qt.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["Quality"], self.docks["Compare"])
         self.docks["Compare"].hide()  # shown by File ▸ Compare with…
+        self.docks["Inspector"].raise_()  # tabifying the Compare dock brought the Quality tab up
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)

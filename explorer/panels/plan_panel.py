@@ -29,6 +29,7 @@ from quant_core.ftypes import FILE_TYPES
 
 from ..colors import type_tooltip
 from ..dialogs.imatrix_dialog import ImatrixDialog
+from ..flow_layout import FlowLayout
 from ..session import ExplorerSession
 from .imatrix_stats import show_imatrix_statistics
 from .rules_editor import RulesEditor
@@ -122,13 +123,12 @@ class PlanPanel(QWidget):
             "(as llama-imatrix --show-statistics)"
         )
         self.imatrix_stats.clicked.connect(self.show_imatrix_statistics)
-        row = QHBoxLayout()
-        row.addWidget(self.imatrix_label, 1)
-        row.addWidget(self.imatrix_load)
-        row.addWidget(self.imatrix_compute)
-        row.addWidget(self.imatrix_stats)
-        row.addWidget(self.imatrix_clear)
-        form.addRow("imatrix:", row)
+        form.addRow("imatrix:", self.imatrix_label)
+        buttons = QWidget()
+        flow = FlowLayout(buttons)  # wraps on a narrow panel instead of widening it
+        for button in (self.imatrix_load, self.imatrix_compute, self.imatrix_stats, self.imatrix_clear):
+            flow.addWidget(button)
+        form.addRow(buttons)
         return box
 
     def _build_options(self) -> QGroupBox:
