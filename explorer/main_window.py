@@ -138,6 +138,22 @@ class MainWindow(QMainWindow):
             )
         )
         file_menu.addAction(self._action("Drop importance matrix", lambda: s.set_imatrix(None)))
+        file_menu.addAction(
+            self._action(
+                "Compute importance &matrix…",
+                self.plan_panel.compute_imatrix_dialog,
+                None,
+                "Compute an importance matrix from a text with llama.cpp (as llama-imatrix), then load it",
+            )
+        )
+        file_menu.addAction(
+            self._action(
+                "Importance matrix s&tatistics…",
+                self.plan_panel.show_imatrix_statistics,
+                None,
+                "Which tensors carry the activations (as llama-imatrix --show-statistics)",
+            )
+        )
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Load recipe…", self.load_recipe_dialog, "Ctrl+L"))
         self.save_action = self._action(

@@ -134,3 +134,24 @@ def test_statistics_of_a_bad_file_is_one_message(qtbot, tmp_path, monkeypatch):
     bad.write_bytes(b"nonsense")
     assert show_imatrix_statistics(None, str(bad)) is None
     assert len(messages) == 1 and "\n" not in messages[0]
+
+
+def test_file_menu_reaches_compute_and_statistics(qtbot, monkeypatch, tmp_path):
+    from explorer.main_window import MainWindow
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    opened: list[str] = []
+    monkeypatch.setattr(ImatrixDialog, "exec", lambda self: opened.append("compute") or 0)
+    monkeypatch.setattr(
+        "explorer.panels.plan_panel.show_imatrix_statistics", lambda parent, path: opened.append(f"stats {path}")
+    )
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.session.open_model(write_tiny_llama(tmp_path / "tiny.gguf"))
+    file_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&File")
+    actions = {a.text(): a for a in file_menu.actions()}
+    actions["Compute importance &matrix…"].trigger()
+    assert opened == ["compute"]
+    actions["Importance matrix s&tatistics…"].trigger()  # nothing loaded: nothing to show
+    assert opened == ["compute"]
+    window.session.shutdown()
