@@ -34,9 +34,9 @@ def split_count(path: Path, metadata: Sequence[MetaField]) -> int:
         raise SplitError(f"{path.name} has {SPLIT_COUNT} = {n} but no {SPLIT_NO}")
     _require(path, no, GGUFValueType.UINT16)
     if int(no.value) != 0:
-        raise SplitError(
-            f"{path.name} is part {int(no.value) + 1} of {n}; open the first part (…-00001-of-{n:05d}.gguf)"
-        )
+        parsed = parse_part_name(path)
+        first = part_path(parsed[0], 0, n).name if parsed is not None else f"…-00001-of-{n:05d}.gguf"
+        raise SplitError(f"this is part {int(no.value) + 1} of {n}; open the first part, {first}")
     parsed = parse_part_name(path)
     if parsed is None or parsed[1:] != (0, n):
         raise SplitError(f"{path.name} is the first of {n} parts, but its name does not end in -00001-of-{n:05d}.gguf")
