@@ -6,7 +6,8 @@ the statistics jobs that every plan change cancels never cancel a measurement), 
 overall progress for a batch, and caches every result in memory and on disk
 (:mod:`explorer.quality_store`): measuring a mix again is instant. With :attr:`measure_speed` on,
 each mix's prompt and generation speed is measured too (on the same temporary export, as
-llama-bench does); a mix measured before without speed gets only its speed measured.
+llama-bench does); a mix measured before without speed, or with other speed settings, gets only
+its speed measured.
 """
 
 from __future__ import annotations
@@ -260,7 +261,8 @@ class QualityTracker(QObject):
                 have = self.store.load(item.key)
                 if have is not None:
                     self._add(have)
-            speed = self.speed_settings if self.measure_speed and (have is None or have.speed is None) else None
+            stale = have is None or not speed_measured_with(have.speed, self.speed_settings)
+            speed = self.speed_settings if self.measure_speed and stale else None
             if have is None or speed is not None:
                 fresh.append(replace(item, quality=have is None, speed=speed))
                 queued.add(item.key)
@@ -357,6 +359,11 @@ class QualityTracker(QObject):
         if self._job is None and not self._queue and self._batch != (0, 0):
             self._batch = (0, 0)
             self.running_changed.emit(False)
+
+
+def speed_measured_with(speed: SpeedReport | None, settings: SpeedSettings) -> bool:
+    """Whether ``speed`` was measured with ``settings`` (threads 'auto' as resolved on this machine)."""
+    return speed is not None and speed.settings == settings.resolved()
 
 
 def _measure(

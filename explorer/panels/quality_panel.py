@@ -33,6 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from quant_core.quality import SpeedSettings
+
+from ..dialogs.speed_settings import (
+    SpeedSettingsDialog,
+    describe_speed_settings,
+    load_speed_settings,
+    save_speed_settings,
+)
 from ..quality import REFERENCE_PRESETS, QualityTracker
 from ..quality_store import Measurement
 from ..session import ExplorerSession
@@ -76,6 +84,8 @@ class QualityPanel(QWidget):
         self.session = session
         self.tracker: QualityTracker = session.quality
         self.runtime = False
+        self.speed_dialog: SpeedSettingsDialog | None = None
+        self.tracker.speed_settings = load_speed_settings()
         self._build()
         t = self.tracker
         t.measurements_changed.connect(self._refresh)
@@ -118,13 +128,22 @@ class QualityPanel(QWidget):
         self.speed_check.setToolTip(SPEED_TIP)
         self.speed_check.setChecked(self.tracker.measure_speed)
         self.speed_check.toggled.connect(self._on_speed_toggled)
+        self.speed_settings_button = QPushButton("Speed settings…")
+        self.speed_settings_button.clicked.connect(self.open_speed_settings)
+        self._update_speed_tip()
         self.view_combo = QComboBox()
         for view, title in PLOT_VIEWS.items():
             self.view_combo.addItem(title, view)
         self.view_combo.setToolTip("What the plot shows: KLD against file size or against speed")
         self.view_combo.currentIndexChanged.connect(self._on_view_changed)
         buttons = QHBoxLayout()
-        for w in (self.measure_button, self.presets_button, self.cancel_button, self.speed_check):
+        for w in (
+            self.measure_button,
+            self.presets_button,
+            self.cancel_button,
+            self.speed_check,
+            self.speed_settings_button,
+        ):
             buttons.addWidget(w)
         buttons.addStretch(1)
         setup = QHBoxLayout()
@@ -229,9 +248,32 @@ class QualityPanel(QWidget):
         self.text_button.setEnabled(not running)
         self.chunks_spin.setEnabled(not running)
         self.speed_check.setEnabled(not running)
+        self.speed_settings_button.setEnabled(not running)
 
     def _on_speed_toggled(self, on: bool) -> None:
         self.tracker.measure_speed = on
+
+    def open_speed_settings(self) -> SpeedSettingsDialog:
+        """Show the speed settings dialog (window-modal); OK applies and keeps its values."""
+        dialog = SpeedSettingsDialog(self.tracker.speed_settings, self)
+        dialog.accepted.connect(lambda: self.set_speed_settings(dialog.settings()))
+        self.speed_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def set_speed_settings(self, settings: SpeedSettings) -> None:
+        """Measure speeds with ``settings`` from now on (and in the next window)."""
+        self.tracker.speed_settings = settings
+        save_speed_settings(settings)
+        self._update_speed_tip()
+
+    def _update_speed_tip(self) -> None:
+        now = describe_speed_settings(self.tracker.speed_settings)
+        self.speed_settings_button.setToolTip(
+            f"Prompt and generation tokens, repetitions and threads of the speed measurement, as "
+            f"llama-bench's -p, -n, -r and -t (now: {now})"
+        )
+        self.speed_check.setToolTip(f"{SPEED_TIP}; now: {now}")
 
     def _on_view_changed(self, _index: int) -> None:
         self.plot_view.set_view(self.view_combo.currentData())
