@@ -76,7 +76,9 @@ def save_speed_settings(settings: SpeedSettings, store: QSettings | None = None)
 def describe_speed_settings(s: SpeedSettings) -> str:
     """One short line, in llama-bench's terms: ``pp512 tg128, 5 repetitions, auto threads``."""
     tests = " ".join(t for t, n in ((f"pp{s.n_prompt}", s.n_prompt), (f"tg{s.n_gen}", s.n_gen)) if n)
-    threads = f"{s.threads} threads" if s.threads else f"auto threads ({bench_default_threads()})"
+    threads = f"{s.threads} thread{'s' if s.threads != 1 else ''}" if s.threads else "auto threads"
+    if not s.threads:
+        threads += f" ({bench_default_threads()})"
     return f"{tests}, {s.repetitions} repetitions, {threads}"
 
 

@@ -41,7 +41,7 @@ from ..dialogs.speed_settings import (
     load_speed_settings,
     save_speed_settings,
 )
-from ..quality import REFERENCE_PRESETS, QualityTracker
+from ..quality import REFERENCE_PRESETS, QualityTracker, speed_measured_with
 from ..quality_store import Measurement
 from ..session import ExplorerSession
 from .plot_common import format_bytes
@@ -266,6 +266,7 @@ class QualityPanel(QWidget):
         self.tracker.speed_settings = settings
         save_speed_settings(settings)
         self._update_speed_tip()
+        self._update_table(self.measurements())  # the speed tooltips say which settings are current
 
     def _update_speed_tip(self) -> None:
         now = describe_speed_settings(self.tracker.speed_settings)
@@ -341,7 +342,7 @@ class QualityPanel(QWidget):
                 (f"{r.kld_mean:.6f}", f"{r.kld_mean:.6f} ± {r.kld_unc:.6f}; median {r.kld_median:.6f}"),
                 (f"{r.kld_p99:.6f}", f"maximum {r.kld_max:.6f}"),
                 (f"{100 * r.same_top_p:.2f} %", f"{r.n_same_top:,} of {r.tokens:,} tokens"),
-                *_speed_cells(m),
+                *_speed_cells(m, self.tracker.speed_settings),
             ]
             for col, (text, tip) in enumerate(cells):
                 cell = QTableWidgetItem(text)
@@ -378,12 +379,18 @@ class QualityPanel(QWidget):
             self.tracker.restore(cell.data(Qt.UserRole))
 
 
-def _speed_cells(m: Measurement) -> list[tuple[str, str]]:
-    """The pp and tg cells: mean t/s, with the spread and settings as tooltip ("" when not measured)."""
+def _speed_cells(m: Measurement, current: SpeedSettings) -> list[tuple[str, str]]:
+    """The pp and tg cells: mean t/s, with the spread and settings as tooltip ("" when not measured).
+
+    A speed measured with other settings than ``current`` says so (measuring the mix again
+    measures its speed with the current ones).
+    """
     if m.speed is None:
         return [("", "speed not measured: check 'Measure speed' and measure again")] * 2
     s = m.speed.settings
     setup = f"{s.repetitions} repetitions, {s.threads} threads, batch {s.n_batch}/{s.n_ubatch}"
+    if not speed_measured_with(m.speed, current):
+        setup += "; other settings than the current ones: 'Measure' with 'Measure speed' measures it again"
     cells = []
     for test, mean, std in (
         (f"pp{s.n_prompt}", m.speed.pp_tps, m.speed.pp_tps_std),

@@ -54,7 +54,7 @@ def test_dialog_values_reach_the_tracker_and_the_next_panel(qtbot, show, session
     _ok(qtbot, dialog)
     assert not dialog.isVisible()
     assert session.quality.speed_settings == TINY
-    assert "pp16 tg4, 2 repetitions, 1 threads" in panel.speed_settings_button.toolTip()
+    assert "pp16 tg4, 2 repetitions, 1 thread)" in panel.speed_settings_button.toolTip()
 
     other = ExplorerSession()
     try:
@@ -147,16 +147,18 @@ def test_the_dialogs_settings_are_measured_and_other_settings_measure_again(qtbo
     assert m.speed.settings == TINY and len(m.speed.pp_samples) == len(m.speed.tg_samples) == 2
     pp_tip = panel.table.item(0, PP).toolTip()
     assert "pp16:" in pp_tip and "2 repetitions, 1 threads" in pp_tip
-    assert "tg4:" in panel.table.item(0, TG).toolTip()
+    assert "tg4:" in panel.table.item(0, TG).toolTip() and "other settings" not in pp_tip
 
     # the same settings: nothing to do; other settings: only the speed is measured again
     assert demo.quality.measure_current() and not demo.quality.running
     dialog = panel.open_speed_settings()
     dialog.spins["repetitions"].setValue(3)
     _ok(qtbot, dialog)
+    assert "other settings than the current ones" in panel.table.item(0, PP).toolTip()
     labels = _measure(qtbot, panel)
     assert labels and not any("candidate" in text or "base model" in text for text in labels)
     (m2,) = demo.quality.measurements
     assert m2.report == m.report
     assert m2.speed.settings.repetitions == 3 and len(m2.speed.pp_samples) == len(m2.speed.tg_samples) == 3
     assert "3 repetitions" in panel.table.item(0, TG).toolTip()
+    assert "other settings" not in panel.table.item(0, TG).toolTip()
