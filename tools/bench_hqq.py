@@ -28,7 +28,7 @@ def _time(rows: np.ndarray, type_name: str, qw: np.ndarray | None, threads: int,
 
 def bench(rows: np.ndarray, threads: int, runs: int) -> None:
     qw = np.random.default_rng(0).lognormal(0.0, 1.0, rows.shape[1]).astype(np.float32)
-    print(f"{'type':6} {'imatrix':7} {'ggml ms (runs)':40} {'hqq ms (runs)':40} hqq/ggml")
+    print(f"{'type':6} {'imatrix':7} {'ggml ms (runs)':52} {'hqq ms (runs)':52} hqq/ggml")
     for type_name in (n for n in QTYPES if n in HQQ_TYPES):
         if rows.shape[1] % QTYPES[type_name].block_size:
             print(f"{type_name:6} skipped: rows of {rows.shape[1]} are not whole {type_name} blocks")
@@ -41,9 +41,9 @@ def bench(rows: np.ndarray, threads: int, runs: int) -> None:
                 for encoder in times:
                     times[encoder].append(1e3 * _time(rows, type_name, weights, threads, encoder))
             med = {k: statistics.median(v) for k, v in times.items()}
-            cols = [f"{med[k]:7.1f} ({' '.join(f'{t:.0f}' for t in times[k])})" for k in times]
+            cols = [f"{med[k]:7.2f} ({' '.join(f'{t:.2f}' for t in times[k])})" for k in times]
             yes = "yes" if weights is not None else "no"
-            print(f"{type_name:6} {yes:7} {cols[0]:40} {cols[1]:40} {med['hqq'] / med['ggml']:.2f}")
+            print(f"{type_name:6} {yes:7} {cols[0]:52} {cols[1]:52} {med['hqq'] / med['ggml']:.2f}")
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ from numba import njit
 
 from ..qtypes import QK_K, QTYPES
 from ._common import F32, JIT, JIT_PARALLEL, load_fp16, nearest_int, store_fp16
+from ._hqq_group32 import hqq_fit32
 from ._hqq_solver import affine_codes, group_range, hqq_fit
 from ._kq_affine_batch import new_scratch
 from ._legacy_imat import QK, pack_block
@@ -47,6 +48,7 @@ def _legacy_row(x, qw, out, five_bits):
     nmax = 31 if five_bits else 15
     block_bytes = Q5_1_BYTES if five_bits else Q4_1_BYTES
     L = np.empty(QK, dtype=np.uint8)
+    t = np.empty(2 * QK, dtype=np.float32)
     for b in range(x.shape[0] // QK):
         base = b * QK
         o = b * block_bytes
@@ -54,7 +56,11 @@ def _legacy_row(x, qw, out, five_bits):
         d = store_fp16(out, o, (vmax - vmin) / F32(nmax))
         m = vmin
         if d > F32(0.0):
-            m = hqq_fit(x, base, QK, qw, d, vmin, nmax, not five_bits, False)
+            done = False
+            if qw.shape[0] == 0:
+                m, done = hqq_fit32(x, base, d, vmin, nmax, not five_bits, False, t)
+            if not done:
+                m = hqq_fit(x, base, QK, qw, d, vmin, nmax, not five_bits, False)
         m = store_fp16(out, o + 2, m)
         affine_codes(x, base, QK, d, m, nmax, L, 0)
         pack_block(L, out, o + 4, five_bits)
