@@ -1,8 +1,8 @@
 """The HQQ solver of a 32-group without importance, written out: faster, and the same bits.
 
-:func:`hqq_fit32` returns exactly what :func:`._hqq_solver.hqq_fit` returns in the Q4_1 / Q5_1
-row (n = 32, no importance weights). ``hqq_fit`` runs its sums under fastmath, so their order
-is whatever LLVM chose when it compiled that row, for n = 32:
+:func:`hqq_fit32` is :func:`._hqq_solver.hqq_fit` for the Q4_1 / Q5_1 row (n = 32, no importance
+weights) with its sums in a fixed vectorised order, the one LLVM chose when ``hqq_fit`` was
+compiled with fastmath for that row (the bytes the bundled HQQ measurements were made with):
 
 * the stop pass of :func:`._hqq_solver.hqq_zero`: ``x * s`` rounded once per group (it has
   two uses, so it is not fused), ``x - (q - z) / s`` one fused multiply-add with the
@@ -25,7 +25,7 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from ._common import F32, JIT
-from ._hqq_solver import BETA, ITERS, KAPPA, _THRESHOLD_POWER
+from ._hqq_solver import _THRESHOLD_POWER, BETA, ITERS, KAPPA
 
 N = 32
 

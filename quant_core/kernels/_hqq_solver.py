@@ -13,6 +13,10 @@ for at most 20 iterations from beta = 10, kappa = 1.01, stopping at the first it
 mean |x - (q - z) / s| (measured before that iteration's update) does not improve, keeping the
 updated z: ``optimize_weights_proximal_legacy``, which is hqq's ``optimize_weights_proximal``.
 
+No fastmath: with re-associated sums the bytes depended on how LLVM vectorised the loops in
+each compilation (a fresh compile and the disk cache gave different Q4_1 bytes with an
+importance matrix); in source order they are the same on every run and machine.
+
 Differences from hqq, all on purpose: the stop test runs per group (hqq averages the error of
 the whole tensor, which would tie every row of a parallel kernel together); hqq's clamps for
 half-precision arithmetic (s <= 2e4, s = 1 when the range is <= 1e-4) are left out, since
@@ -34,10 +38,6 @@ import numpy as np
 from numba import njit
 
 from ._common import F32, JIT
-
-# The solver's sums may be re-associated (vectorised): its bytes need not match any reference,
-# and the order is fixed at compile time, so they still do not depend on the thread count.
-FAST = dict(JIT, fastmath={"reassoc", "nsz", "arcp", "contract"})
 
 LP_NORM = F32(0.7)
 BETA = F32(10.0)
@@ -85,7 +85,7 @@ def _zero_step(x, x0, n, qw, has_w, s, z, nmax, thr):
     return err, acc, over
 
 
-@njit(**FAST)
+@njit(**JIT)
 def hqq_zero(x, x0, n, qw, s, z, nmax, nonneg):
     """HQQ's optimised zero of ``x[x0:x0+n]`` for the inverse scale ``s`` (> 0), starting at ``z``.
 
@@ -145,7 +145,7 @@ def hqq_fit(x, x0, n, qw, d, vmin, nmax, round_zero, nonneg):
     return -z * d
 
 
-@njit(**FAST)
+@njit(**JIT)
 def _l1(x, x0, n, qw, s, z, nmax):
     """sum w |x - (q - z) / s| of the group (w = 1 without importance)."""
     has_w = qw.shape[0] > 0
