@@ -28,11 +28,12 @@ from quant_core.imatrix_fit import check_imatrix_fits
 from quant_core.inspect import Inspection, iter_inspect
 from quant_core.model import MetaField, Model, open_model
 from quant_core.plan import Plan, QuantOptions, TensorPlan, build_plan, with_explicit
-from quant_core.recipe import Recipe, check_options, llama_quantize_command, readable_recipe
+from quant_core.recipe import Recipe, check_options, readable_recipe
 from quant_core.size import SizeReport, project_size
 from quant_core.split import SplitSpec
 
 from .light_jobs import LightJobs
+from .llama_command import COMMAND_OUTPUT, LlamaCommand
 from .plan_state import ImatrixKey, PlanCommand, PlanState, ResolvedState, imatrix_key, initial_state
 from .stats_cache import InspectKey, StatisticsCache, eval_key
 from .stats_jobs import EVAL_DELAY_MS as EVAL_DELAY_MS
@@ -40,7 +41,6 @@ from .stats_jobs import EvaluationFailure, NextJob, StatsJobs
 from .workers import GeneratorWorker, JobRunner
 
 COMPARISON_PRESETS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0")
-COMMAND_OUTPUT = "OUTPUT.gguf"
 
 
 def _evaluate_each(model: Model, plan: Plan, names: list[str], rows: int, imatrix: Any, threads: int | None):
@@ -96,8 +96,7 @@ class ExplorerSession(QObject):
         self._imatrices: dict[ImatrixKey, tuple[Imatrix, list[MetaField]]] = {}
         self._reading: tuple[ImatrixKey, GeneratorWorker] | None = None
         self._resolved: ResolvedState | None = None
-        self._command: tuple[Plan, str] | None = None
-        self._command_job: GeneratorWorker | None = None
+        self._command = LlamaCommand(self)
         self._closed = False
         self._stats_jobs = StatsJobs(self, self._next_job, lambda: self._reading is not None)
         self.busy_changed.connect(lambda text: setattr(self, "busy_text", text))
@@ -314,39 +313,16 @@ class ExplorerSession(QObject):
 
     def llama_command(self, output: str = COMMAND_OUTPUT) -> str:
         """The llama-quantize command line of the current plan (the last one built, when fresh)."""
-        assert self.model is not None and self.plan is not None
-        if output == COMMAND_OUTPUT and self._command is not None and self._command[0] is self.plan:
-            return self._command[1]
-        return llama_quantize_command(self.model, self.plan, str(self.model.path), output)
+        return self._command.text(output)
 
     def request_llama_command(self) -> None:
         """Build the command line of the current plan in a light job; ``command_ready`` delivers it."""
-        if self.model is None or self.plan is None:
-            return
-        plan = self.plan
-        if self._command is not None and self._command[0] is plan:
-            self.command_ready.emit(self._command[1])
-            return
+        self._command.request()
 
-        def done(text: str) -> None:
-            if not self._closed and plan is self.plan:  # else a newer plan's command is coming
-                self._command = (plan, text)
-                self.command_ready.emit(text)
-
-        self.light.drop(self._command_job)
-        self._command_job = self.light.run(
-            llama_quantize_command,
-            self.model,
-            plan,
-            str(self.model.path),
-            COMMAND_OUTPUT,
-            on_result=done,
-            on_error=self._on_light_error,
-        )
-
-    def _on_light_error(self, message: str) -> None:
-        if not self._closed:
-            self.error.emit(message)
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`shutdown`: late job results are dropped."""
+        return self._closed
 
     # ----- selection and statistics -------------------------------------------------------
     def select(self, names: list[str]) -> None:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+import explorer.llama_command as command_module
 import explorer.session as session_module
 from quant_core.imatrix import write_imatrix_dat
 
@@ -80,13 +81,13 @@ def test_unreadable_imatrix_is_one_error_and_nothing_changes(qtbot, session, tmp
 
 def test_command_line_is_built_off_the_gui_thread_and_reused(qtbot, session, monkeypatch):
     threads = []
-    real = session_module.llama_quantize_command
+    real = command_module.llama_quantize_command
 
     def recording(*args):
         threads.append(threading.current_thread())
         return real(*args)
 
-    monkeypatch.setattr(session_module, "llama_quantize_command", recording)
+    monkeypatch.setattr(command_module, "llama_quantize_command", recording)
     assert session.set_types([TENSOR], "Q8_0")
     with qtbot.waitSignal(session.command_ready, timeout=WAIT_MS) as blocker:
         session.request_llama_command()
