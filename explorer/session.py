@@ -11,7 +11,7 @@ an importance matrix and building the llama-quantize command run as light jobs o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -401,12 +401,25 @@ class ExplorerSession(QObject):
 
     # ----- export -------------------------------------------------------------------------
     def export_worker(
-        self, path: str | Path, threads: int | None = None, split: SplitSpec | None = None
+        self,
+        path: str | Path,
+        threads: int | None = None,
+        split: SplitSpec | None = None,
+        then: Callable[[], Any] | None = None,
     ) -> GeneratorWorker:
-        """A worker writing the current plan to ``path`` (in parts with ``split``); see :meth:`start_export`."""
+        """A worker writing the current plan to ``path`` (in parts with ``split``); see :meth:`start_export`.
+
+        ``then``, if given, runs in the worker after the file is written; its result is the last item.
+        """
         assert self.model is not None and self.plan is not None
         model, plan, imatrix, keys = self.model, self.plan, self.imatrix, self.imatrix_keys
-        return GeneratorWorker(lambda: iter_export(model, plan, path, imatrix, threads, keys, split))
+
+        def job() -> Iterator[Any]:
+            yield from iter_export(model, plan, path, imatrix, threads, keys, split)
+            if then is not None:
+                yield then()
+
+        return GeneratorWorker(job)
 
     def start_export(self, worker: GeneratorWorker) -> None:
         """Pause statistics and run the export job (statistics resume when it finishes)."""

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from quant_core.encoders import identity_note
 from quant_core.errors import QuantError
 from quant_core.export import ExportError, ExportProgress, check_output_path
+from quant_core.model_card import SourceInfo
 from quant_core.plan import Plan
 from quant_core.qtypes import is_float_type
 from quant_core.verify import verify_written
@@ -236,7 +237,9 @@ class ExportDialog(QDialog):
         self.finished_ok = False
         self.last_progress = None
         self._finished = False
-        worker = s.export_worker(out, self.threads_spin.value(), self.output_options.spec())
+        worker = s.export_worker(
+            out, self.threads_spin.value(), self.output_options.spec(), self.output_options.card_source_job()
+        )
         worker.signals.yielded.connect(self._on_progress)
         worker.signals.errored.connect(self._on_error)
         worker.signals.finished.connect(self._on_finished)
@@ -296,7 +299,10 @@ class ExportDialog(QDialog):
         super().closeEvent(event)
 
     # ----- worker -> view ---------------------------------------------------------------------
-    def _on_progress(self, p: ExportProgress) -> None:
+    def _on_progress(self, p: ExportProgress | SourceInfo) -> None:
+        if isinstance(p, SourceInfo):  # the card's source facts, read after the file was written
+            self.output_options.set_source(p)
+            return
         self.last_progress = p
         self.progress.setValue(round(PROGRESS_STEPS * p.fraction))
         if p.done:

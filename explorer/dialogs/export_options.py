@@ -8,6 +8,7 @@ of this model into the same folder made while the app runs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QLabel, QSpinBo
 
 from quant_core.card_data import card_path, entry_from_plan, quality_row, source_info, write_card
 from quant_core.errors import QuantError
-from quant_core.model_card import QualityRow, render_card
+from quant_core.model import Model
+from quant_core.model_card import QualityRow, SourceInfo, render_card
 from quant_core.plan import Plan
 from quant_core.size import project_parts, project_size
 from quant_core.split import SplitSpec, part_paths
@@ -43,6 +45,7 @@ class ExportOptions(QWidget):
         self.error: str | None = None
         self.parts: list[int] | None = None
         self._out: Path | None = None
+        self._source: tuple[Model, SourceInfo] | None = None  # the card's source facts, hashed off the GUI thread
         self.split_check = QCheckBox("&Split into parts")
         self.split_check.setToolTip("Write llama-gguf-split parts NAME-00001-of-0000N.gguf; llama.cpp loads the first")
         self.mode_combo = QComboBox()
@@ -128,6 +131,17 @@ class ExportOptions(QWidget):
         return f"{len(parts)} part{'s' if len(parts) != 1 else ''}: {sizes}{more} ({sum(parts):,} bytes){named}"
 
     # ----- model card -------------------------------------------------------------------------
+    def card_source_job(self) -> Callable[[], SourceInfo] | None:
+        """When a card is wanted: the reading (and hashing) of the source's facts, to run in the export worker."""
+        model = self.session.model
+        if not self.card_check.isChecked() or model is None:
+            return None
+        return lambda: source_info(model, GUI_HASH_LIMIT)
+
+    def set_source(self, info: SourceInfo) -> None:
+        """The source's facts read by the export worker, for :meth:`write_card`."""
+        self._source = (self.session.model, info)
+
     def write_card(self, out: Path, plan: Plan) -> Path:
         """Record the export of ``plan`` and write the card of its ladder beside it; QuantError on failure."""
         s = self.session
@@ -135,7 +149,11 @@ class ExportOptions(QWidget):
         size = project_size(s.model, plan, s.imatrix_keys)
         entry = entry_from_plan(s.model, plan, size, out, self.parts, self.spec(), self._quality())
         ladder = record_export(s, s.model.path, out.parent, entry)
-        card = render_card(source_info(s.model, GUI_HASH_LIMIT), ladder)
+        if self._source is not None and self._source[0] is s.model:
+            source = self._source[1]
+        else:
+            source = source_info(s.model, hash_limit=0)  # not read by the export worker: no hash
+        card = render_card(source, ladder)
         return write_card(card_path(out), card)
 
     def _quality(self) -> QualityRow | None:

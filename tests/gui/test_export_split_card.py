@@ -100,3 +100,26 @@ def test_session_opens_a_split_model_from_its_first_part(qtbot, session, tmp_pat
     assert [t.name for t in session.model.tensors] == [t.name for t in open_model(parts[0]).tensors]
     assert len(session.model.tensors) == len(plan.tensors)
     assert session.model.file_size == sum(p.stat().st_size for p in parts)
+
+
+def test_card_hashes_the_source_off_the_gui_thread(qtbot, show, session, tmp_path, monkeypatch):
+    import hashlib
+    import threading
+
+    import quant_core.card_data as card_data
+
+    threads = []
+    real = card_data.sha256_of
+
+    def recording(path):
+        threads.append(threading.current_thread())
+        return real(path)
+
+    monkeypatch.setattr(card_data, "sha256_of", recording)
+    wait_idle(qtbot, session)
+    dialog = show(ExportDialog(session))
+    dialog.output_options.card_check.setChecked(True)
+    _export(qtbot, dialog, tmp_path / "small-Q4_K_M.gguf")
+    assert threads and all(t is not threading.main_thread() for t in threads)
+    digest = hashlib.sha256(session.model.path.read_bytes()).hexdigest()
+    assert digest in (tmp_path / "small-Q4_K_M.md").read_text()
